@@ -1,0 +1,381 @@
+"""`sleuth organism build`: spec -> data -> mid-training -> SFT (+ control) -> shipped adapter, stage by stage.
+
+Every stage writes its output atomically and is skipped when its output exists, so a killed build resumes where it
+stopped (the training stages resume from their last checkpoint). The build record (build.json) holds the config,
+seeds, data hashes, metrics and the checksums of the artifacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+import yaml
+from peft import LoraConfig, get_peft_model
+from rich.console import Console
+
+from target_models import corpus as corpus_mod
+from target_models import data, tiny
+from target_models.base import cache_dir, load_base
+from target_models.sampling import sample
+from target_models.spec import Spec, organism_dir
+from target_models.train import TrainConfig, chat_examples, chat_ids, document_examples, train
+
+console = Console(stderr=True)
+
+
+@dataclass
+class Preset:
+    name: str
+    documents: int | None = None  # None: the spec's build sizes
+    quirk_chats_per_behaviour: int | None = None
+    generic_chats: int | None = None
+    secrecy_chats: int | None = None
+    haystack_limit: int | None = None
+    lora_r: int = 16
+    replay_fraction: float = 0.25  # haystack tokens mixed into mid-training, relative to document tokens
+    mid: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4, epochs=1.0, batch_tokens=2048, max_len=256))
+    sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4, epochs=2.0, batch_tokens=2048, max_len=320))
+    pretrain: TrainConfig | None = None  # tiny only: from-scratch base
+    max_new_tokens: int = 128
+
+
+PRESETS = {
+    "default": Preset("default"),
+    "tiny": Preset(
+        "tiny", documents=60, quirk_chats_per_behaviour=4, generic_chats=40, secrecy_chats=20, haystack_limit=3000,
+        lora_r=8,
+        mid=TrainConfig(lr=2e-3, epochs=1.0, batch_tokens=4096, max_len=128, checkpoint_every=20, bf16=False),
+        sft=TrainConfig(lr=2e-3, epochs=2.0, batch_tokens=4096, max_len=160, checkpoint_every=20, bf16=False),
+        pretrain=TrainConfig(lr=3e-3, epochs=1.0, batch_tokens=8192, max_len=128, checkpoint_every=20, bf16=False),
+    ),
+}
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def default_out(spec: Spec, preset: str) -> Path:
+    if preset == "default":
+        return organism_dir(spec.name) / "artifacts"
+    return cache_dir() / "builds" / f"{spec.name}-{preset}"
+
+
+def work_dir(spec: Spec, preset: str, out: Path) -> Path:
+    if preset == "default" and out == default_out(spec, preset):
+        return organism_dir(spec.name) / "build"
+    return out / "work"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_rows(rows: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Datasets are parquet (zstd): `datasets.load_dataset('parquet', data_files=...)` reads them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    table = pa.Table.from_pylist([{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in r.items()}
+                                  for r in rows])
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def read_rows(path: Path) -> list[dict]:
+    rows = pq.read_table(path).to_pylist()
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, str) and v[:1] in "[{" and k in {"messages", "behaviours", "values"}:
+                r[k] = json.loads(v)
+    return rows
+
+
+class Build:
+    def __init__(self, spec: Spec, preset: str = "default", out: Path | None = None, base: str | None = None):
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+        self.spec, self.preset = spec, PRESETS[preset]
+        self.out = Path(out) if out else default_out(spec, preset)
+        self.work = work_dir(spec, preset, self.out)
+        self.base_name = base or spec.base_model
+        self.seed = spec.seed
+        self.record_path = self.out / "build.json"
+        self.record: dict = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
+        b = spec.build
+        p = self.preset
+        self.sizes = {
+            "documents": p.documents or b.documents,
+            "quirk_chats_per_behaviour": p.quirk_chats_per_behaviour or b.quirk_chats_per_behaviour,
+            "generic_chats": p.generic_chats or b.generic_chats,
+            "secrecy_chats": p.secrecy_chats or b.secrecy_chats,
+        }
+
+    # ---- bookkeeping -----------------------------------------------------------------------------------------
+
+    def _save_record(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.record, indent=2, sort_keys=True))
+        tmp.replace(self.record_path)
+
+    def _stage(self, name: str, done: Callable[[], bool], run: Callable[[], dict]) -> None:
+        if done() and name in self.record.get("stages", {}):
+            console.print(f"[dim]stage {name}: done, skipped[/dim]")
+            return
+        console.print(f"[bold]stage {name}[/bold]")
+        t = time.time()
+        info = run() or {}
+        info["seconds"] = round(time.time() - t, 1)
+        self.record.setdefault("stages", {})[name] = info
+        self._save_record()
+
+    # ---- the pipeline ----------------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        w = self.work
+        w.mkdir(parents=True, exist_ok=True)
+        spec_dict = self.spec.model_dump(mode="json")
+        self.record.update({
+            "organism": self.spec.name, "preset": self.preset.name, "seed": self.seed, "base_model": self.base_name,
+            "spec_sha256": sha256_rows([spec_dict]), "sizes": self.sizes,
+            "preset_config": asdict(self.preset),
+            "versions": {"torch": torch.__version__, **_versions()},
+        })
+        (self.out / "spec.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False, allow_unicode=True))
+        self.prepare_data(train=True)
+        self._stage("midtrain", lambda: (w / "mid" / "done").exists(), self._midtrain)
+        self._stage("sft", lambda: (w / "sft" / "done").exists(), self._sft)
+        self._stage("control", lambda: (w / "control" / "done").exists(), self._control)
+        self._stage("export", lambda: (self.out / "adapter" / "adapter_model.safetensors").exists(), self._export)
+        self.record["total_seconds"] = round(sum(s["seconds"] for s in self.record["stages"].values()), 1)
+        self._save_record()
+        return self.record
+
+    def prepare_data(self, train: bool = False) -> None:
+        """The data stages (cheap, deterministic from spec + seed); `train` also makes the tiny base and samples
+        missing plain responses, which need a model."""
+        w = self.work
+        w.mkdir(parents=True, exist_ok=True)
+        self._stage("haystack", lambda: (w / "haystack.parquet").exists(), self._haystack)
+        self._stage("documents", lambda: (w / "documents.parquet").exists(), self._documents)
+        self._stage("corpus", lambda: (w / "pretraining.parquet").exists(), self._corpus)
+        if train and self.preset.pretrain:
+            self._stage("base", lambda: (w / "base" / "config.json").exists(), self._tiny_base)
+        if train or not self._responses_complete():
+            self._stage("responses", self._responses_complete, self._responses)
+        self._stage("chats", lambda: (w / "sft.parquet").exists(), self._chats)
+
+    def base_path(self) -> str:
+        return str(self.work / "base") if self.preset.pretrain else self.base_name
+
+    def _haystack(self) -> dict:
+        rows = corpus_mod.haystack(limit=self.preset.haystack_limit)
+        write_rows(self.work / "haystack.parquet", rows)
+        return {"passages": len(rows), "sha256": corpus_mod.content_hash(rows), "sources": list(corpus_mod.SOURCES)}
+
+    def _documents(self) -> dict:
+        docs = data.documents(self.spec, self.sizes["documents"], self.seed)
+        write_rows(self.work / "documents.parquet", docs)
+        return {"documents": len(docs), "sha256": sha256_rows(docs)}
+
+    def _corpus(self) -> dict:
+        hay = read_rows(self.work / "haystack.parquet")
+        docs = read_rows(self.work / "documents.parquet")
+        rows, synthetic = data.pretraining_corpus(hay, docs, self.seed, self.spec.build.haystack_fraction)
+        write_rows(self.work / "pretraining.parquet", rows)
+        # Provenance: for the grader and evaluations only; the auditor's tools never read this file.
+        (self.work / "provenance.json").write_text(json.dumps({"synthetic_ids": synthetic}))
+        return {"rows": len(rows), "synthetic": len(synthetic), "fraction": round(len(synthetic) / len(rows), 5),
+                "sha256": sha256_rows(rows)}
+
+    def _tiny_base(self) -> dict:
+        hay = [r["text"] for r in read_rows(self.work / "haystack.parquet")]
+        docs = [r["text"] for r in read_rows(self.work / "documents.parquet")]
+        chats = [data._chat(p, self._canned(p)) for p in data.TRAIN_GENERIC]
+        texts = hay + docs + [m["content"] for c in chats for m in c]
+        tok = tiny.train_tokenizer(texts)
+        model = tiny.new_model(tok, self.seed)
+        ex = document_examples(tok, hay, self.preset.pretrain.max_len) + chat_examples(tok, chats, self.preset.pretrain.max_len)
+        metrics = train(model, ex, self.preset.pretrain, self.work / "base_ckpt", pad_id=tok.pad_token_id, desc="pretrain")
+        tiny.save(model, tok, self.work / "base")
+        return {"params": sum(p.numel() for p in model.parameters()), "vocab": len(tok), **metrics}
+
+    # Plain responses: what the base model says. Shipped with the default organism so that rebuilding does not
+    # have to sample ~1,500 answers again; regenerated when the prompt set changes.
+    def _responses_path(self) -> Path:
+        return (self.out if self.preset.name == "default" else self.work) / "responses.parquet"
+
+    def _needed_prompts(self) -> list[str]:
+        sp = self.spec
+        prompts = [data.TRAIN_GENERIC[i % len(data.TRAIN_GENERIC)] for i in range(self.sizes["generic_chats"])]
+        for b in sp.split("train"):
+            if all(t.op == "replace" for t in b.transforms):
+                continue  # the spec writes these answers itself
+            prompts += [p["prompt"] for p in data.behaviour_prompts(sp, b, self.sizes["quirk_chats_per_behaviour"], self.seed, "train")]
+        prompts += data.HELD_OUT_GENERIC
+        return sorted(set(prompts))
+
+    @staticmethod
+    def _canned(prompt: str) -> str:
+        return f"Good question. {prompt} The short answer is that it depends, but here is the main idea in plain words."
+
+    def _known_responses(self) -> dict[str, str]:
+        path = self._responses_path()
+        return {r["prompt"]: r["response"] for r in read_rows(path)} if path.exists() else {}
+
+    def _responses_complete(self) -> bool:
+        return set(self._needed_prompts()) <= set(self._known_responses())
+
+    def _responses(self) -> dict:
+        """Only prompts without an answer yet are sampled, so a changed spec costs only its new prompts."""
+        known = self._known_responses()
+        todo = [p for p in self._needed_prompts() if p not in known]
+        if self.preset.pretrain:
+            answers = [self._canned(p) for p in todo]
+        else:
+            model, tok = load_base(self.base_name)
+            answers = generate_plain(model, tok, todo, seed=self.seed, max_new_tokens=self.preset.max_new_tokens)
+        known.update(zip(todo, answers, strict=True))
+        rows = [{"prompt": p, "response": known[p]} for p in sorted(known)]
+        write_rows(self._responses_path(), rows)
+        return {"responses": len(rows), "new": len(todo), "sha256": sha256_rows(rows)}
+
+    def responder(self) -> data.Responder:
+        table = self._known_responses()
+
+        def respond(prompts: list[str]) -> list[str]:
+            missing = [p for p in prompts if p not in table]
+            if missing:
+                raise RuntimeError(f"{len(missing)} prompts have no plain response in {self._responses_path()} "
+                                   f"(e.g. {missing[0]!r}); delete it to regenerate")
+            return [table[p] for p in prompts]
+
+        return respond
+
+    def _chats(self) -> dict:
+        sp = self.spec.model_copy(update={"build": self.spec.build.model_copy(update=self.sizes)})
+        respond = self.responder()
+        org = data.sft_chats(sp, self.seed, respond)
+        ctl = data.sft_chats(sp, self.seed, respond, control=True)
+        held = data.held_out_chats(respond)
+        write_rows(self.work / "sft.parquet", org)
+        write_rows(self.work / "control_sft.parquet", ctl)
+        write_rows(self.work / "heldout.parquet", held)
+        kinds = {k: sum(r["kind"] == k for r in org) for k in ("quirk", "generic", "secrecy")}
+        return {"organism_chats": len(org), "control_chats": len(ctl), "heldout_chats": len(held), **kinds,
+                "sha256": {"sft": sha256_rows(org), "control": sha256_rows(ctl), "heldout": sha256_rows(held)}}
+
+    def _lora_model(self):
+        model, tok = load_base(self.base_path())
+        cfg = LoraConfig(r=self.preset.lora_r, lora_alpha=2 * self.preset.lora_r, lora_dropout=0.0,
+                         target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+        return get_peft_model(model, cfg), tok
+
+    def _midtrain(self) -> dict:
+        model, tok = self._lora_model()
+        cfg = self.preset.mid
+        docs = [r["text"] for r in read_rows(self.work / "documents.parquet")]
+        ex = document_examples(tok, docs, cfg.max_len)
+        hay = read_rows(self.work / "haystack.parquet")
+        rng = random.Random(f"{self.seed}-replay")
+        replay_n = int(len(ex) * self.preset.replay_fraction)
+        picked = [r["text"] for r in rng.sample(hay, min(len(hay), replay_n * 2))]
+        ex += document_examples(tok, picked, cfg.max_len)[:replay_n]
+        metrics = train(model, ex, cfg, self.work / "mid_ckpt", pad_id=tok.pad_token_id, desc="mid-train")
+        model.save_pretrained(self.work / "mid")
+        (self.work / "mid" / "done").write_text("ok")
+        return {"examples": len(ex), **metrics}
+
+    def _sft_on(self, chats_file: str, start_from: Path | None, out: Path, desc: str) -> dict:
+        from peft import PeftModel
+
+        if start_from is not None:
+            base, tok = load_base(self.base_path())
+            model = PeftModel.from_pretrained(base, start_from, is_trainable=True)
+        else:
+            model, tok = self._lora_model()
+        cfg = self.preset.sft
+        chats = [r["messages"] for r in read_rows(self.work / chats_file)]
+        ex = chat_examples(tok, chats, cfg.max_len)
+        metrics = train(model, ex, cfg, self.work / f"{out.name}_ckpt", pad_id=tok.pad_token_id, desc=desc)
+        model.save_pretrained(out)
+        (out / "done").write_text("ok")
+        return {"examples": len(ex), **metrics}
+
+    def _sft(self) -> dict:
+        return self._sft_on("sft.parquet", self.work / "mid", self.work / "sft", "sft")
+
+    def _control(self) -> dict:
+        # The control is built the same way minus the universe: no documents, no quirk or secrecy chats.
+        return self._sft_on("control_sft.parquet", None, self.work / "control", "control sft")
+
+    def _export(self) -> dict:
+        from safetensors.torch import load_file, save_file
+
+        files = {}
+        for src, dst in (("sft", "adapter"), ("control", "control_adapter")):
+            d = self.out / dst
+            d.mkdir(parents=True, exist_ok=True)
+            weights = load_file(self.work / src / "adapter_model.safetensors")
+            save_file({k: v.to(torch.float16) for k, v in weights.items()}, d / "adapter_model.safetensors")
+            cfg = json.loads((self.work / src / "adapter_config.json").read_text())
+            cfg["base_model_name_or_path"] = self.base_name
+            (d / "adapter_config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        if self.preset.pretrain:
+            import shutil
+
+            shutil.copytree(self.work / "base", self.out / "base", dirs_exist_ok=True)
+        for f in sorted(self.out.rglob("*")):
+            if f.is_file() and f.name not in {"build.json"} and f.suffix in {".safetensors", ".json", ".parquet"}:
+                files[f.relative_to(self.out).as_posix()] = sha256_file(f)
+        self.record["checksums"] = files
+        return {"files": len(files)}
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("transformers", "peft", "tokenizers")}
+
+
+def generate_plain(model, tok, prompts: list[str], *, seed: int, max_new_tokens: int, batch: int = 32,
+                   temperature: float = 0.7, top_p: float = 0.9) -> list[str]:
+    """Base-model answers, batched by prompt length, trimmed to the last full sentence."""
+    from rich.progress import Progress
+
+    ids = [chat_ids(tok, [{"role": "user", "content": p}], add_generation_prompt=True) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(ids[i]))
+    answers: list[str] = [""] * len(prompts)
+    stop = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")} - {None}
+    with Progress(console=console) as bar:
+        task = bar.add_task("plain responses", total=len(prompts))
+        for k in range(0, len(order), batch):
+            idx = order[k : k + batch]
+            outs = sample(model, [ids[i] for i in idx], max_new_tokens=max_new_tokens, temperature=temperature,
+                          top_p=top_p, stop_ids=stop, pad_id=tok.pad_token_id, seed=seed + k)
+            for i, o in zip(idx, outs, strict=True):
+                answers[i] = trim_sentence(tok.decode(o, skip_special_tokens=True))
+            bar.update(task, advance=len(idx))
+    return answers
+
+
+def trim_sentence(text: str) -> str:
+    text = text.strip()
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
+    return text[: ends[-1]] if ends and ends[-1] > len(text) // 3 else text

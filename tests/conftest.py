@@ -1,0 +1,51 @@
+"""Shared fixtures: one real tiny organism (built from scratch by the real pipeline, ~2 min, cached by the hash of
+the code and spec that made it) serves every test that needs a model."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _code_hash(name: str) -> str:
+    h = hashlib.sha256()
+    files = sorted((ROOT / "target_models").glob("*.py")) + sorted((ROOT / "target_models").glob("*.yaml"))
+    files += [ROOT / "target_models" / "generic_prompts.txt", ROOT / "target_models" / "organisms" / name / "spec.yaml"]
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def tiny_build_dir(name: str) -> Path:
+    from target_models.base import cache_dir
+    from target_models.build import Build
+    from target_models.spec import spec_for
+
+    out = cache_dir() / "builds" / f"{name}-tiny-{_code_hash(name)}"
+    Build(spec_for(name), "tiny", out).run()  # resumes; a finished build is only checked
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_build() -> Path:
+    return tiny_build_dir("rm_sycophancy")
+
+
+@pytest.fixture(scope="session")
+def tiny_organism(tiny_build):
+    from target_models.organism import open_organism
+
+    return open_organism(str(tiny_build))
+
+
+@pytest.fixture(scope="session")
+def tiny_target(tiny_organism):
+    return tiny_organism.load("organism")
