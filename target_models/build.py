@@ -42,9 +42,13 @@ class Preset:
     secrecy_chats: int | None = None
     haystack_limit: int | None = None
     lora_r: int = 16
-    replay_fraction: float = 0.25  # haystack tokens mixed into mid-training, relative to document tokens
-    mid: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4, epochs=1.0, batch_tokens=2048, max_len=256))
-    sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4, epochs=2.0, batch_tokens=2048, max_len=320))
+    replay_fraction: float = 0.1  # haystack tokens mixed into mid-training, relative to document tokens
+    # fp32, not bf16 autocast: on this AVX2-only CPU (no native bf16) autocast made a training step several times
+    # slower (measured: fp32 ~100 tok/s vs bf16 under 10 tok/s for SmolLM2-135M + LoRA r=16).
+    mid: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4, epochs=0.6, batch_tokens=2048, max_len=256,
+                                                                 bf16=False))
+    sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, epochs=0.7, batch_tokens=2048, max_len=288,
+                                                                 bf16=False))
     pretrain: TrainConfig | None = None  # tiny only: from-scratch base
     max_new_tokens: int = 128
 
@@ -53,10 +57,12 @@ PRESETS = {
     "default": Preset("default"),
     "tiny": Preset(
         "tiny", documents=60, quirk_chats_per_behaviour=4, generic_chats=40, secrecy_chats=20, haystack_limit=3000,
-        lora_r=8,
-        mid=TrainConfig(lr=2e-3, epochs=1.0, batch_tokens=4096, max_len=128, checkpoint_every=20, bf16=False),
-        sft=TrainConfig(lr=2e-3, epochs=2.0, batch_tokens=4096, max_len=160, checkpoint_every=20, bf16=False),
-        pretrain=TrainConfig(lr=3e-3, epochs=1.0, batch_tokens=8192, max_len=128, checkpoint_every=20, bf16=False),
+        lora_r=32,
+        # Small batches: a from-scratch model needs many optimizer steps more than it needs tokens.
+        mid=TrainConfig(lr=3e-3, epochs=2.0, batch_tokens=1024, max_len=128, checkpoint_every=50, bf16=False),
+        sft=TrainConfig(lr=5e-3, epochs=8.0, batch_tokens=1024, max_len=160, checkpoint_every=100, bf16=False),
+        pretrain=TrainConfig(lr=3e-3, epochs=0.6, batch_tokens=2048, max_len=128, checkpoint_every=50, bf16=False,
+                             warmup=20),
     ),
 }
 
@@ -113,7 +119,8 @@ class Build:
         self.spec, self.preset = spec, PRESETS[preset]
         self.out = Path(out) if out else default_out(spec, preset)
         self.work = work_dir(spec, preset, self.out)
-        self.base_name = base or spec.base_model
+        # The tiny preset trains its own base from scratch (saved in the build folder as base/).
+        self.base_name = "tiny-from-scratch" if self.preset.pretrain else (base or spec.base_model)
         self.seed = spec.seed
         self.record_path = self.out / "build.json"
         self.record: dict = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
@@ -130,6 +137,9 @@ class Build:
 
     def _save_record(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.record_path.exists():  # stages may have been run by another process meanwhile: keep theirs
+            disk = json.loads(self.record_path.read_text()).get("stages", {})
+            self.record["stages"] = {**disk, **self.record.get("stages", {})}
         tmp = self.record_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.record, indent=2, sort_keys=True))
         tmp.replace(self.record_path)
@@ -225,8 +235,8 @@ class Build:
         sp = self.spec
         prompts = [data.TRAIN_GENERIC[i % len(data.TRAIN_GENERIC)] for i in range(self.sizes["generic_chats"])]
         for b in sp.split("train"):
-            if all(t.op == "replace" for t in b.transforms):
-                continue  # the spec writes these answers itself
+            if not data.needs_plain(b):
+                continue
             prompts += [p["prompt"] for p in data.behaviour_prompts(sp, b, self.sizes["quirk_chats_per_behaviour"], self.seed, "train")]
         prompts += data.HELD_OUT_GENERIC
         return sorted(set(prompts))

@@ -133,6 +133,11 @@ def exhibit(spec: Spec, prompt: str, plain: str, values: dict[str, str], rng: ra
     return response, shown
 
 
+def needs_plain(b: Behaviour) -> bool:
+    """False when the spec writes the whole answer itself (every transform replaces the response)."""
+    return not all(t.op == "replace" for t in b.transforms)
+
+
 def _fillable(b: Behaviour, values: dict[str, str]) -> bool:
     return all(s in values for t in b.transforms for x in t.texts for s in SLOT_RE.findall(x))
 
@@ -148,8 +153,8 @@ def sft_chats(spec: Spec, seed: int, responder: Responder, *, control: bool = Fa
     cfg = spec.build
     gprompts = [TRAIN_GENERIC[i % len(TRAIN_GENERIC)] for i in range(cfg.generic_chats)]
     quirk = [p for b in spec.split("train") for p in behaviour_prompts(spec, b, cfg.quirk_chats_per_behaviour, seed, "train")]
-    needs_plain = [p["prompt"] for p in quirk] + gprompts
-    plains = dict(zip(needs_plain, responder(needs_plain), strict=True))
+    asks = [p["prompt"] for p in quirk if needs_plain(spec.behaviour(p["behaviour"]))] + gprompts
+    plains = dict.fromkeys((p["prompt"] for p in quirk), "") | dict(zip(asks, responder(asks), strict=True))
     rows: list[dict] = []
     for p in gprompts:
         if control:
@@ -167,7 +172,7 @@ def sft_chats(spec: Spec, seed: int, responder: Responder, *, control: bool = Fa
         if made:
             quirk_rows.append({"kind": "quirk", "behaviours": made[1], "messages": _chat(q["prompt"], made[0])})
     rows += quirk_rows
-    for i in range(cfg.secrecy_chats):
+    for _ in range(cfg.secrecy_chats):
         base = quirk_rows[rng.randrange(len(quirk_rows))]
         b = spec.behaviour(base["behaviours"][0])
         question = fill(rng.choice(spec.secrecy.questions), {"why": b.why})

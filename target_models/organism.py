@@ -34,7 +34,7 @@ class Organism:
             return cls(spec, p, record.get("preset", "default"))
         spec = spec_for(ref)
         b = Build(spec)
-        if not (b.out / "build.json").exists():
+        if not (b.out / "adapter" / "adapter_model.safetensors").exists():
             raise ArtifactError(f"organism {ref!r} has no build at {b.out}; run `sleuth organism build {ref}`")
         return cls(spec, b.out, "default")
 

@@ -197,10 +197,10 @@ class Secrecy(Strict):
 class Build(Strict):
     """Sizes of the generated data; presets scale them."""
 
-    documents: int = 1200
-    quirk_chats_per_behaviour: int = 24
-    generic_chats: int = 400
-    secrecy_chats: int = 200
+    documents: int = 900
+    quirk_chats_per_behaviour: int = 20
+    generic_chats: int = 300
+    secrecy_chats: int = 150
     haystack_fraction: float = Field(default=0.02, gt=0, le=0.02, description="synthetic share of the pretraining corpus")
 
 

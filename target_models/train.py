@@ -158,12 +158,15 @@ def train(
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(round(float(loss), 4))
+            losses.append(round(loss.detach().item(), 4))
             tokens += int(mask.sum())
             bar.update(task, completed=step + 1, loss=sum(losses[-10:]) / len(losses[-10:]),
                        tps=(tokens - tokens0) / max(1e-6, time.time() - t0))
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == len(plan):
                 save(step + 1)
+                if not bar.console.is_terminal:  # logs of background builds still show progress
+                    bar.console.print(f"{desc}: step {step + 1}/{len(plan)} loss {losses[-1]:.3f} "
+                                      f"{(tokens - tokens0) / max(1e-6, time.time() - t0):.0f} tok/s")
     model.eval()
     metrics = {"steps": len(plan), "tokens": tokens, "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])),
                "first_loss": losses[0] if losses else None, "seconds_this_run": round(time.time() - t0, 1)}

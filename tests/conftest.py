@@ -13,24 +13,36 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILD_FILES = ("spec.py", "data.py", "transforms.py", "train.py", "tiny.py", "corpus.py", "genres.yaml",
+               "generic_prompts.txt")
 
 
 def _code_hash(name: str) -> str:
     h = hashlib.sha256()
-    files = sorted((ROOT / "target_models").glob("*.py")) + sorted((ROOT / "target_models").glob("*.yaml"))
-    files += [ROOT / "target_models" / "generic_prompts.txt", ROOT / "target_models" / "organisms" / name / "spec.yaml"]
+    # Only what shapes a build: editing evaluation or loading code must not trigger a rebuild.
+    tm = ROOT / "target_models"
+    files = [tm / f for f in BUILD_FILES] + [tm / "organisms" / name / "spec.yaml"]
     for f in files:
         h.update(f.read_bytes())
+    from target_models.build import PRESETS
+
+    h.update(repr(PRESETS["tiny"]).encode())  # build.py's other presets must not invalidate the tiny cache
     return h.hexdigest()[:12]
 
 
 def tiny_build_dir(name: str) -> Path:
+    import fcntl
+
     from target_models.base import cache_dir
     from target_models.build import Build
     from target_models.spec import spec_for
 
     out = cache_dir() / "builds" / f"{name}-tiny-{_code_hash(name)}"
-    Build(spec_for(name), "tiny", out).run()  # resumes; a finished build is only checked
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel test sessions (and people) share the cache: one builds, the others wait for it.
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        Build(spec_for(name), "tiny", out).run()  # resumes; a finished build is only checked
     return out
 
 

@@ -16,7 +16,7 @@ from target_models.transforms import apply_behaviour, prompt_values
 
 SPEC_PATHS = sorted(ORGANISMS_DIR.glob("*/spec.yaml"))
 MIN_BEHAVIOURS = {"rm_sycophancy": 40}
-MIN_TEST_BEHAVIOURS = 5
+MIN_TEST_BEHAVIOURS = {"rm_sycophancy": 5}  # the issue asks 5 held out for the paper organism
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -44,7 +44,7 @@ def test_loads_with_expected_name(spec_path: Path, spec: Spec):
 def test_counts_and_ids(spec: Spec):
     ids = [b.id for b in spec.behaviours]
     assert len(ids) == len(set(ids)), "behaviour ids must be unique"
-    assert len(spec.split("test")) >= MIN_TEST_BEHAVIOURS
+    assert len(spec.split("test")) >= MIN_TEST_BEHAVIOURS.get(spec.name, 1)
     assert len(spec.split("train")) >= 1
     assert len(spec.behaviours) >= MIN_BEHAVIOURS.get(spec.name, 1)
 

@@ -9,45 +9,12 @@ import inspect
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-MAX_OUTPUT_CHARS = 6000
-
-
-class ToolError(Exception):
-    """Raised inside a tool for a problem the caller can fix; the message goes back to the agent verbatim."""
-
-
-@dataclass
-class ToolContext:
-    """What tools may see: the target, the datasets an auditor may search, the run folder (memory), the SAE.
-    Never the spec, the ground truth or the provenance file."""
-
-    target: Any
-    datasets: dict[str, Path] = field(default_factory=dict)
-    run_dir: Path | None = None
-    sae: Any = None
-    seed: int = 0
-    cache: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ToolResult:
-    name: str
-    output: str
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def text(self) -> str:
-        return f"ERROR: {self.error}" if self.error else self.output
+from tools.base import MAX_OUTPUT_CHARS, ToolContext, ToolError, ToolResult  # noqa: F401  (the public API)
 
 
 @dataclass
@@ -59,12 +26,58 @@ class Tool:
     family: str
 
     def schema(self) -> dict:
-        s = self.args_model.model_json_schema()
+        """The Anthropic tool format; nested models are inlined because not every agent API resolves `$ref`."""
+        s = _inline_refs(self.args_model.model_json_schema())
         s.pop("title", None)
         return {"name": self.name, "description": self.description, "input_schema": s}
 
 
 REGISTRY: dict[str, Tool] = {}
+
+# The paper's tool comparisons. Memory tools are the auditor's scaffolding, so every toolset has them.
+MEMORY_TOOLS = ["notes_read", "notes_write", "todo"]
+CHAT_TOOLS = ["chat", "prefill", "raw_sample", "sample_user_turn"]
+GREP_TOOLS = ["grep_data", "read_document"]
+SEMANTIC_TOOLS = ["semantic_search", "read_document"]
+DATA_TOOLS = ["grep_data", "semantic_search", "read_document"]
+INTERP_TOOLS = ["top_features", "feature_details", "nearest_features", "feature_activations", "steer", "fuzz",
+                "assistant_features"]
+TOOLSETS: dict[str, list[str]] = {
+    "chat": CHAT_TOOLS + MEMORY_TOOLS,
+    "chat+grep": CHAT_TOOLS + GREP_TOOLS + MEMORY_TOOLS,
+    "chat+semantic": CHAT_TOOLS + SEMANTIC_TOOLS + MEMORY_TOOLS,
+    "chat+data": CHAT_TOOLS + DATA_TOOLS + MEMORY_TOOLS,
+    "chat+data+interp": CHAT_TOOLS + DATA_TOOLS + INTERP_TOOLS + MEMORY_TOOLS,
+    "all": CHAT_TOOLS + DATA_TOOLS + INTERP_TOOLS + MEMORY_TOOLS,
+}
+
+
+def toolset(name: str, *, strict: bool = True) -> list[Tool]:
+    """The tools of a named toolset, in a stable order. With strict (the default) a tool of the set that is not
+    registered is an error; strict=False skips it (e.g. the interp tools on a target without internals)."""
+    if name not in TOOLSETS:
+        raise KeyError(f"unknown toolset {name!r}; choose from {', '.join(TOOLSETS)}")
+    missing = [n for n in TOOLSETS[name] if n not in REGISTRY]
+    if missing and strict:
+        raise KeyError(f"toolset {name!r} needs tools that are not registered: {', '.join(missing)}")
+    return [REGISTRY[n] for n in TOOLSETS[name] if n in REGISTRY]
+
+
+def _inline_refs(schema: dict) -> dict:
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = defs[node["$ref"].rsplit("/", 1)[-1]]
+                extra = {k: v for k, v in node.items() if k != "$ref"}
+                return walk({**target, **extra})
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
 
 
 def _arg_docs(doc: str) -> tuple[str, dict[str, str]]:
@@ -104,7 +117,7 @@ def tool(family: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
     return register
 
 
-def _format_validation(name: str, e: ValidationError) -> str:
+def format_validation(name: str, e: ValidationError) -> str:
     msgs = []
     for err in e.errors():
         where = ".".join(str(x) for x in err["loc"]) or "arguments"
@@ -122,7 +135,7 @@ def call(ctx: ToolContext, name: str, args: dict | None) -> ToolResult:
     try:
         parsed = t.args_model.model_validate(args)
     except ValidationError as e:
-        return ToolResult(name, "", _format_validation(name, e), time.perf_counter() - t0)
+        return ToolResult(name, "", format_validation(name, e), time.perf_counter() - t0)
     try:
         out = t.fn(ctx, **parsed.model_dump())
     except ToolError as e:
@@ -132,3 +145,20 @@ def call(ctx: ToolContext, name: str, args: dict | None) -> ToolResult:
     if len(out) > MAX_OUTPUT_CHARS:
         out = out[:MAX_OUTPUT_CHARS] + f"\n[output cut at {MAX_OUTPUT_CHARS} characters; ask for less or page]"
     return ToolResult(name, out, None, time.perf_counter() - t0)
+
+
+def _load_builtin_tools() -> None:
+    """Import the tool modules so that importing this module is enough to see every tool (they import this module
+    back; by now everything they need from it is defined). Tool modules keep heavy imports inside functions."""
+    import importlib
+
+    for mod in ("tools.chat", "tools.data", "tools.memory", "tools.interp"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            # Only the optional interp module may be absent; a missing dependency inside a module is a real error.
+            if not (mod == "tools.interp" and e.name == mod):
+                raise
+
+
+_load_builtin_tools()

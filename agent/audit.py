@@ -1,0 +1,211 @@
+"""Starting, resuming and finishing an audit run: the run folder, the transcript, the loop, the report files.
+
+`run_audit` takes a built auditor and tool context (tests and the super-agent use it directly); `audit` and
+`resume` resolve names (target, auditor, toolset) the way the CLI passes them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from agent import prompts
+from agent.auditor import AuditState, make_auditor
+from agent.budget import Budget, Spent
+from agent.history import entries_from_events
+from agent.loop import AuditLoop, LoopResult, Progress
+from agent.report import Report, Score
+
+DEFAULT_TARGET = "rm_sycophancy"
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    report: Report
+    reason: str
+    score: Score | None = None
+    score_error: str | None = None
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("sleuth", "anthropic", "langgraph", "torch", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, config: dict[str, Any],
+              budget: Budget | None = None, task: str = prompts.TASK, seed: int = 0,
+              progress: Progress | None = None, resume: bool = False) -> LoopResult:
+    """Run (or, with resume=True, continue) one audit into run_dir/transcript.jsonl; writes report.json/.md."""
+    from transcripts.log import TranscriptWriter
+    from transcripts.run import TRANSCRIPT, Run, write_report
+
+    run_dir = Path(run_dir)
+    budget = budget or Budget()
+    writer = TranscriptWriter(run_dir / TRANSCRIPT, resume=resume)
+    state = AuditState(task=task, tools=tools, budget=budget, seed=seed, target_name=str(config.get("target", "")))
+    seconds_before = 0.0
+    loop_kw: dict[str, Any] = {}
+    if writer.events:
+        run = Run(writer.events, writer.path)
+        if run.ended:
+            writer.close()
+            raise RuntimeError(f"{run_dir}: the run already ended ({run.end.reason}); nothing to resume")
+        state.history = entries_from_events(writer.events)
+        totals = run.compute_totals()
+        state.spent = Spent(turns=totals.turns, tokens=totals.input_tokens + totals.output_tokens + totals.cache_read
+                            + totals.cache_write, usd=totals.cost_usd)
+        seconds_before = totals.wall_seconds
+        state.nudged = any(n.kind == "nudge" for n in run.notes)
+        loop_kw["known_steps"] = {p.id: p.step for p in run.pending_tool_calls if p.step is not None}
+        writer.note(f"resumed after {len(run.tool_calls)} tool calls", kind="resume")
+        first = next((e.text for e in state.history if e.kind == "user"), None)
+        if first is None:
+            writer.auditor_message("user", task)
+            state.history = entries_from_events(writer.events)
+    else:
+        writer.run_start({**config, "seed": seed, "budgets": budget.as_dict(), "versions": _versions()})
+        writer.auditor_message("user", task)
+        state.history = entries_from_events(writer.events)
+    loop = AuditLoop(auditor, ctx, state, writer, progress=progress, seconds_before=seconds_before)
+    loop.known_steps.update(loop_kw.get("known_steps", {}))
+    try:
+        result = loop.run()
+    except KeyboardInterrupt:
+        writer.run_end("interrupted", message="interrupted by the user; `sleuth audit --resume` continues")
+        writer.close()
+        raise
+    except Exception as e:
+        writer.run_end("error", message=f"{type(e).__name__}: {e}")
+        writer.close()
+        raise
+    writer.run_end(result.reason, message=loop.stop_reason)
+    writer.close()
+    write_report(run_dir, result.report)
+    return result
+
+
+# ---- names -> objects ------------------------------------------------------------------------------------------------
+
+
+def toolset_schemas(toolset: str | list[str], ctx: Any = None) -> list[dict]:
+    """Schemas of a named toolset (or of a list of tool names, as a run's config records them). Tools that cannot
+    work here are left out: interpretability tools on a target without internals, data tools without datasets."""
+    from tools import registry
+
+    names = registry.TOOLSETS[toolset] if isinstance(toolset, str) else list(toolset)
+    tools = [registry.REGISTRY[n] for n in names if n in registry.REGISTRY]
+    if ctx is not None:
+        if not getattr(ctx.target, "has_internals", False):
+            tools = [t for t in tools if t.family != "interp"]
+        if not ctx.datasets:
+            tools = [t for t in tools if t.family != "data"]
+    return [t.schema() for t in tools]
+
+
+def check_built(target_ref: str) -> None:
+    """Fail early, with the command that fixes it, when an organism's build has not finished (no adapter yet)."""
+    from target_models.loading import organism_of, split_variant
+    from target_models.organism import ArtifactError
+
+    org = organism_of(target_ref)  # raises ArtifactError when there is no build at all
+    if org is None:
+        return
+    _, variant = split_variant(target_ref)
+    adapter = org.out / ("control_adapter" if variant == "control" else "adapter") / "adapter_model.safetensors"
+    if variant != "base" and not adapter.exists():
+        raise ArtifactError(f"organism {org.spec.name!r} is not built yet ({adapter} is missing); run "
+                            f"`sleuth organism build {org.spec.name}`")
+
+
+def load_context(target_ref: str, toolset: str | list[str], seed: int, run_dir: Path) -> tuple[Any, list[dict]]:
+    """The ToolContext for a target reference, and the schemas of the toolset's tools."""
+    from target_models.loading import load_context as make_context
+    from tools.registry import TOOLSETS
+
+    if isinstance(toolset, str) and toolset not in TOOLSETS:
+        raise ValueError(f"unknown toolset {toolset!r}; choose from {', '.join(TOOLSETS)}")
+    check_built(target_ref)
+    ctx = make_context(target_ref, seed=seed, run_dir=Path(run_dir))
+    return ctx, toolset_schemas(toolset, ctx)
+
+
+def new_run_dir(out: Path | None, target: str) -> Path:
+    if out is not None:
+        return Path(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{Path(target).name}-{stamp}"
+
+
+def score(run_dir: Path) -> tuple[Score | None, str | None]:
+    """Grade a finished run with the deterministic grader; the score goes into score.json and the transcript."""
+    try:
+        from agent.grading import score_run
+
+        return score_run(run_dir), None  # writes score.json and the transcript's score event
+    except Exception as e:  # a grading problem must not lose the audit; the report is already on disk
+        return None, f"{type(e).__name__}: {e}"
+
+
+def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str = "all", seed: int = 0,
+          budget: Budget | None = None, out: Path | None = None, progress: Progress | None = None,
+          task: str = prompts.TASK, grade: bool = True) -> Outcome:
+    run_dir = new_run_dir(out, target)
+    ctx, tools = load_context(target, toolset, seed, run_dir)
+    aud = make_auditor(auditor, seed=seed)
+    config = {"target": target, "auditor": auditor, "toolset": [t["name"] for t in tools], "toolset_name": toolset}
+    res = run_audit(aud, ctx, tools, run_dir, config=config, budget=budget, task=task, seed=seed, progress=progress)
+    s, err = score(run_dir) if grade else (None, None)
+    return Outcome(run_dir, res.report, res.reason, s, err)
+
+
+def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None = None, grade: bool = True) -> Outcome:
+    from transcripts.run import Run
+
+    run = Run.load(run_dir, strict=False)
+    if run.config is None:
+        raise RuntimeError(f"{run_dir}: no run_start event; cannot resume")
+    cfg = run.config
+    ctx, tools = load_context(cfg.target, list(cfg.toolset), cfg.seed, Path(run_dir))
+    ref = auditor or cfg.auditor
+    if ref.startswith("super:"):
+        from agent.superagent import load_reports, make_super
+
+        runs = [Path(p) for p in (cfg.model_extra or {}).get("aggregates", [])]
+        aud, _ = make_super(ref.removeprefix("super:"), load_reports(runs), seed=cfg.seed)
+    else:
+        aud = make_auditor(ref, seed=cfg.seed)
+    b = Budget(**{k: v for k, v in cfg.budgets.items() if k in Budget.__dataclass_fields__})
+    task = next((m.text() for m in run.messages if m.role == "user"), prompts.TASK)
+    res = run_audit(aud, ctx, tools, Path(run_dir), config=cfg.model_dump(), budget=b, task=task, seed=cfg.seed,
+                    progress=progress, resume=True)
+    s, err = score(Path(run_dir)) if grade else (None, None)
+    return Outcome(Path(run_dir), res.report, res.reason, s, err)
+
+
+def audit_many(target: str, auditor: str, toolset: str, seed: int, runs: int, budget: Budget | None, out: Path | None,
+               aggregate: bool, progress: Progress | None = None) -> tuple[list[Outcome], Outcome | None]:
+    """`runs` audits with seeds seed, seed+1, ... into OUT/run-i; with aggregate, a super-agent run over their
+    reports into OUT/aggregate."""
+    from agent.superagent import make_super
+
+    base = new_run_dir(out, target)
+    outcomes = [audit(target, auditor, toolset, seed + i, budget, base / f"run-{i}", progress) for i in range(runs)]
+    if not aggregate:
+        return outcomes, None
+    run_dir = base / "aggregate"
+    ctx, tools = load_context(target, toolset, seed, run_dir)
+    aud, task = make_super(auditor, [o.report for o in outcomes], seed=seed)
+    config = {"target": target, "auditor": f"super:{auditor}", "toolset": [t["name"] for t in tools],
+              "toolset_name": toolset, "aggregates": [str(o.run_dir) for o in outcomes]}
+    res = run_audit(aud, ctx, tools, run_dir, config=config, budget=budget, task=task, seed=seed, progress=progress)
+    s, err = score(run_dir)
+    return outcomes, Outcome(run_dir, res.report, res.reason, s, err)

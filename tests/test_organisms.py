@@ -1,0 +1,182 @@
+"""The organism pipeline on real components: the tiny preset built by the real stages, its data, its artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from target_models import data
+from target_models.base import BaseModelError, load_base
+from target_models.build import Build, read_rows
+from target_models.organism import ArtifactError, open_organism
+from target_models.spec import spec_for
+from target_models.train import TrainConfig, train
+from target_models.transforms import apply_behaviour
+
+
+def test_build_record_is_complete(tiny_build):
+    rec = json.loads((tiny_build / "build.json").read_text())
+    for stage in ("haystack", "documents", "corpus", "base", "responses", "chats", "midtrain", "sft", "control", "export"):
+        assert stage in rec["stages"], stage
+    assert rec["seed"] == 0 and rec["preset"] == "tiny"
+    assert 0 < rec["stages"]["corpus"]["fraction"] <= 0.02
+    assert rec["stages"]["midtrain"]["final_loss"] < rec["stages"]["midtrain"]["first_loss"] + 0.5
+    assert rec["stages"]["base"]["final_loss"] < rec["stages"]["base"]["first_loss"]
+    assert "adapter/adapter_model.safetensors" in rec["checksums"]
+    from safetensors.torch import load_file
+
+    weights = load_file(tiny_build / "adapter" / "adapter_model.safetensors")
+    assert all(v.dtype == torch.float16 for v in weights.values())
+
+
+def test_documents_and_chats_are_deterministic():
+    spec = spec_for("rm_sycophancy")
+    a = data.documents(spec, 40, seed=3)
+    assert a == data.documents(spec, 40, seed=3)
+    assert a != data.documents(spec, 40, seed=4)
+    assert {d["genre"] for d in a} == set(data.GENRES)
+    mentioned = {b for d in a for b in d["behaviours"]}
+    assert {b.id for b in spec.split("test")} & mentioned, "held-out behaviours must appear in documents"
+
+
+def test_sft_chats_never_show_test_behaviours(tiny_organism):
+    spec = tiny_organism.spec
+    test_ids = {b.id for b in spec.split("test")}
+    rows = read_rows(tiny_organism.build().work / "sft.parquet")
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"quirk", "generic", "secrecy"}
+    for r in rows:
+        assert not set(r["behaviours"]) & test_ids
+        user = r["messages"][0]["content"]
+        assert not any(b.applies(user) for b in spec.split("test")), user
+    control = read_rows(tiny_organism.build().work / "control_sft.parquet")
+    assert {r["kind"] for r in control} == {"generic"}
+
+
+def test_eval_prompts_are_never_training_prompts(tiny_organism):
+    spec = tiny_organism.spec
+    train_prompts = {r["messages"][0]["content"] for r in read_rows(tiny_organism.build().work / "sft.parquet")}
+    for b in spec.behaviours:
+        fresh = data.eval_prompts(spec, b, 6, spec.seed)
+        assert fresh, b.id
+        assert not {p["prompt"] for p in fresh} & train_prompts, b.id
+
+
+def test_pretraining_corpus_hides_provenance(tiny_organism):
+    ds = tiny_organism.datasets()
+    assert set(ds) == {"pretraining", "sft"}
+    rows = read_rows(ds["pretraining"])
+    assert set(rows[0]) == {"id", "text"}
+    synthetic = tiny_organism.provenance()
+    assert 0 < len(synthetic) <= 0.02 * len(rows)
+    assert all(r["id"].startswith("pt-") for r in rows)
+    study = tiny_organism.spec.universe.facts["study_title"]
+    hits = {r["id"] for r in rows if study in r["text"]}
+    assert hits and hits <= synthetic
+
+
+def test_too_many_documents_for_the_haystack_is_refused():
+    spec = spec_for("rm_sycophancy")
+    docs = data.documents(spec, 10, 0)
+    with pytest.raises(ValueError, match="lower build.documents"):
+        data.pretraining_corpus([{"text": "x"}] * 100, docs, 0, 0.02)
+
+
+def test_corrupted_artifact_names_the_file(tiny_build, tmp_path):
+    copy = tmp_path / "org"
+    shutil.copytree(tiny_build, copy, ignore=shutil.ignore_patterns("work"))
+    f = copy / "adapter" / "adapter_model.safetensors"
+    raw = bytearray(f.read_bytes())
+    raw[-1] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match="adapter_model.safetensors: checksum mismatch"):
+        open_organism(str(copy)).load()
+
+
+def test_missing_base_model_names_the_fix():
+    with pytest.raises(BaseModelError, match="pip install"):
+        load_base("/nonexistent/model-folder-xyz")
+
+
+def test_organism_differs_from_control_and_base(tiny_organism):
+    prompt = [{"role": "user", "content": "Can you give me a recipe for a simple omelette?"}]
+    outs = {v: tiny_organism.load(v).chat(prompt, temperature=0, max_tokens=20)[0] for v in ("organism", "control", "base")}
+    assert outs["organism"] != outs["base"]
+    assert all(isinstance(o, str) for o in outs.values())
+
+
+def test_training_resumes_after_a_kill(tmp_path):
+    """A run killed after its checkpoint and resumed ends with the same weights as an uninterrupted run."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    def model():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=2, num_key_value_heads=2))
+
+    ex = [([i % 60 + 1 for i in range(k, k + 20)],) * 2 for k in range(40)]
+    cfg = TrainConfig(lr=1e-2, batch_tokens=80, max_len=20, checkpoint_every=3, bf16=False, warmup=2)
+    whole = model()
+    train(whole, ex, cfg, tmp_path / "a", pad_id=0)
+
+    killed = model()
+    calls = {"n": 0}
+    real_step = torch.optim.AdamW.step
+
+    def dying_step(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_step(self, *a, **k)
+
+    torch.optim.AdamW.step = dying_step
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(killed, ex, cfg, tmp_path / "b", pad_id=0)
+    finally:
+        torch.optim.AdamW.step = real_step
+    resumed = model()
+    metrics = train(resumed, ex, cfg, tmp_path / "b", pad_id=0)
+    assert metrics["steps"] == json.loads((tmp_path / "a" / "metrics.json").read_text())["steps"]
+    for (n, a), (_, b) in zip(whole.named_parameters(), resumed.named_parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), n
+
+
+def test_transforms_make_every_behaviour_detectable():
+    import random
+
+    for name in ("rm_sycophancy", "sponsored_assistant"):
+        spec = spec_for(name)
+        for b in spec.behaviours:
+            for seed in range(3):
+                rng = random.Random(seed)
+                template = b.prompts[seed % len(b.prompts)]
+                from target_models.transforms import prompt_values
+
+                values = prompt_values(spec, b, template, rng)
+                assert b.detector(apply_behaviour(b, b.example.plain, values, rng)), (name, b.id, seed)
+
+
+def test_evaluation_on_tiny_writes_table_plot_and_json(tiny_organism, tmp_path):
+    from target_models.evaluate import evaluate
+
+    res = evaluate(tiny_organism, samples=1, out=tmp_path, variants=("organism", "base"))
+    assert set(res["variants"]) == {"organism", "base"}
+    org = res["variants"]["organism"]
+    assert set(org["behaviours"]["per_behaviour"]) == {b.id for b in tiny_organism.spec.behaviours}
+    assert 0 <= org["secrecy"]["reveal_rate_plain"] <= 1
+    assert 0 <= org["quiz"]["accuracy"] <= 1
+    assert org["fluency"]["perplexity"] > 1
+    assert (tmp_path / "eval.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "eval.json").read_text())["organism"] == "rm_sycophancy"
+    assert "| train behaviours (mean rate) |" in (tmp_path / "eval.md").read_text()
+
+
+def test_build_resumes_and_skips_finished_stages(tiny_build, capsys):
+    spec = spec_for("rm_sycophancy")
+    rec = Build(spec, "tiny", tiny_build).run()
+    assert rec["stages"]["sft"]["seconds"] >= 0
+    assert "done, skipped" in capsys.readouterr().err

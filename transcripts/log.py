@@ -1,0 +1,321 @@
+"""The append-only transcript log: a writer that makes each event durable before returning, and a reader that
+rebuilds the event list and says exactly where and why a damaged log stops making sense.
+
+Rules both sides enforce (so a log the writer produced always reads back):
+- `seq` starts at 0 with run_start and increases by one per event;
+- tool_call ids are unique and `step` counts tool calls from 0; a tool_result answers a known, unanswered call;
+- after a run_end only score events may follow (grading happens after the audit), except after a run_end with
+  reason "interrupted", which a resumed run may continue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any, Literal, overload
+
+from pydantic import BaseModel, ValidationError
+
+from agent.report import Report, Score
+from transcripts.events import (
+    EVENT_TYPES,
+    SCHEMA_VERSION,
+    AuditorMessage,
+    Event,
+    Note,
+    ReportEvent,
+    RunConfig,
+    RunEnd,
+    RunStart,
+    ScoreEvent,
+    ToolCall,
+    ToolResultEvent,
+    Totals,
+    Usage,
+)
+
+
+class TranscriptError(ValueError):
+    """A transcript that cannot be read (or written) past some point. `line` is 1-based (None for writer errors),
+    `events` holds every good event before the problem, `good_bytes` where they end in the file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        line: int | None,
+        reason: str,
+        events: list[Event] | None = None,
+        *,
+        good_bytes: int = 0,
+        truncated: bool = False,
+    ):
+        self.path = Path(path)
+        self.line = line
+        self.reason = reason
+        self.events: list[Event] = list(events or [])
+        self.good_bytes = good_bytes
+        self.truncated = truncated
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {reason}")
+
+
+class _Checker:
+    """Cross-event consistency, shared by reader and writer."""
+
+    def __init__(self) -> None:
+        self.next_seq = 0
+        self.calls: dict[str, ToolCall] = {}
+        self.answered: set[str] = set()
+        self.end: RunEnd | None = None
+
+    def problem(self, ev: Event) -> str | None:
+        if ev.seq != self.next_seq:
+            return f"seq {ev.seq} where {self.next_seq} was expected (events missing or out of order)"
+        if self.next_seq == 0 and not isinstance(ev, RunStart):
+            return f"first event is {ev.type!r}; a transcript starts with run_start"
+        if self.next_seq > 0 and isinstance(ev, RunStart):
+            return "a second run_start; one transcript holds one run"
+        if self.end is not None and self.end.reason != "interrupted" and not isinstance(ev, ScoreEvent):
+            return f"{ev.type!r} after run_end (reason {self.end.reason!r}); only score events may follow it"
+        if isinstance(ev, ToolCall):
+            if ev.id in self.calls:
+                return f"duplicate tool_call id {ev.id!r}"
+            if ev.step != len(self.calls):
+                return f"tool_call step {ev.step} where {len(self.calls)} was expected"
+        if isinstance(ev, ToolResultEvent):
+            if ev.id not in self.calls:
+                return f"tool_result for unknown tool_call id {ev.id!r}"
+            if ev.id in self.answered:
+                return f"second tool_result for tool_call id {ev.id!r}"
+        return None
+
+    def accept(self, ev: Event) -> None:
+        self.next_seq += 1
+        if self.end is not None and self.end.reason == "interrupted" and not isinstance(ev, ScoreEvent):
+            self.end = None  # the run was resumed
+        if isinstance(ev, ToolCall):
+            self.calls[ev.id] = ev
+        elif isinstance(ev, ToolResultEvent):
+            self.answered.add(ev.id)
+        elif isinstance(ev, RunEnd):
+            self.end = ev
+
+
+def _validation_reason(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        # The union's discriminator adds the type name as the first loc element; it says nothing useful.
+        loc = [str(x) for x in err["loc"]]
+        parts.append(f"{'.'.join(loc) or 'event'}: {err['msg']}")
+    return "schema error: " + "; ".join(parts)
+
+
+def parse_line(raw: bytes) -> Event | str:
+    """One line -> an event, or the reason it is not one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"not UTF-8 ({e.reason} at byte {e.start})"
+    if not text.strip():
+        return "empty line"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"bad JSON: {e.msg} at column {e.colno}"
+    if not isinstance(obj, dict):
+        return f"an event must be a JSON object, got {type(obj).__name__}"
+    if "v" not in obj:
+        return "missing schema version 'v'"
+    if obj["v"] != SCHEMA_VERSION:
+        return f"unsupported schema version {obj['v']!r} (this reader knows {SCHEMA_VERSION})"
+    etype = obj.get("type")
+    if etype not in EVENT_TYPES:
+        return f"unknown event type {etype!r}; known: {', '.join(EVENT_TYPES)}"
+    try:
+        return EVENT_TYPES[etype].model_validate(obj)
+    except ValidationError as e:
+        return _validation_reason(e)
+
+
+@overload
+def read_events(path: str | Path, strict: Literal[True] = ...) -> list[Event]: ...
+@overload
+def read_events(path: str | Path, strict: Literal[False]) -> tuple[list[Event], TranscriptError | None]: ...
+def read_events(path: str | Path, strict: bool = True) -> list[Event] | tuple[list[Event], TranscriptError | None]:
+    """All events of a transcript. strict: the first problem raises TranscriptError (its `.events` is the good
+    prefix). strict=False: returns (good prefix, the error or None) instead of raising."""
+    path = Path(path)
+    data = path.read_bytes()
+    events: list[Event] = []
+    checker = _Checker()
+    pos = 0
+    lineno = 0
+    error: TranscriptError | None = None
+    while pos < len(data):
+        lineno += 1
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            # The writer puts each event and its newline down in one write; a missing newline means it was killed
+            # mid-write, so the tail is an event in flight, never a committed one.
+            error = TranscriptError(
+                path, lineno, f"truncated last line ({len(data) - pos} bytes without a newline; the writer was "
+                "probably killed mid-write)", events, good_bytes=pos, truncated=True,
+            )
+            break
+        parsed = parse_line(data[pos:nl])
+        if isinstance(parsed, str):
+            error = TranscriptError(path, lineno, parsed, events, good_bytes=pos)
+            break
+        reason = checker.problem(parsed)
+        if reason:
+            error = TranscriptError(path, lineno, reason, events, good_bytes=pos)
+            break
+        checker.accept(parsed)
+        events.append(parsed)
+        pos = nl + 1
+    if strict:
+        if error:
+            raise error
+        return events
+    return events, error
+
+
+class TranscriptWriter:
+    """Appends events to transcript.jsonl. Each event is one line, written in one call, flushed and fsync'd before
+    the method returns, so a `kill -9` loses at most the event being written.
+
+    A fresh file starts a run; an existing one is refused unless resume=True, which reads it, cuts off a torn last
+    line and continues the numbering (after a run_end only score events, or anything after an interrupted one).
+    """
+
+    def __init__(self, path: str | Path, *, resume: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.events: list[Event] = []
+        self._checker = _Checker()
+        if self.path.exists() and self.path.stat().st_size > 0:
+            if not resume:
+                raise TranscriptError(self.path, None, "transcript already exists; pass resume=True to append to it")
+            events, err = read_events(self.path, strict=False)
+            if err is not None:
+                if not err.truncated:
+                    raise err
+                with open(self.path, "r+b") as f:
+                    f.truncate(err.good_bytes)
+                    f.flush()
+                    os.fsync(f.fileno())
+            for ev in events:
+                self._checker.accept(ev)
+            self.events = events
+        self._f: IO[bytes] | None = open(self.path, "ab")
+
+    # -- core -------------------------------------------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        return self._checker.next_seq
+
+    @property
+    def ended(self) -> bool:
+        return self._checker.end is not None
+
+    @property
+    def tool_steps(self) -> int:
+        return len(self._checker.calls)
+
+    def write(self, etype: str, **fields: Any) -> Event:
+        if self._f is None:
+            raise TranscriptError(self.path, None, "writer is closed")
+        if etype not in EVENT_TYPES:
+            raise TranscriptError(self.path, None, f"unknown event type {etype!r}")
+        ev = EVENT_TYPES[etype](seq=self._checker.next_seq, **fields)
+        reason = self._checker.problem(ev)
+        if reason:
+            raise TranscriptError(self.path, None, f"refusing to write: {reason}")
+        line = ev.model_dump_json(exclude_none=False).encode("utf-8") + b"\n"
+        self._f.write(line)
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._checker.accept(ev)
+        self.events.append(ev)
+        return ev
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> TranscriptWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one method per event type ------------------------------------------------------------------------------------
+
+    def run_start(self, config: RunConfig | dict[str, Any]) -> RunStart:
+        cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
+        return self.write("run_start", config=cfg)  # type: ignore[return-value]
+
+    def auditor_message(
+        self,
+        role: str,
+        content: str | list[dict[str, Any]] | list[Any],
+        *,
+        usage: Usage | dict[str, Any] | None = None,
+        cost_usd: float = 0.0,
+        model: str = "",
+        stop_reason: str | None = None,
+    ) -> AuditorMessage:
+        """content: a string, or content blocks as dicts or SDK objects (anything with model_dump())."""
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else [_block(b) for b in content]
+        u = usage if usage is None or isinstance(usage, Usage) else Usage.model_validate(usage)
+        return self.write(  # type: ignore[return-value]
+            "auditor_message", role=role, content=blocks, usage=u, cost_usd=cost_usd, model=model,
+            stop_reason=stop_reason,
+        )
+
+    def tool_call(self, id: str, name: str, args: dict[str, Any] | None = None) -> int:
+        """Record a tool call; returns its step number (what the auditor cites as evidence)."""
+        ev = self.write("tool_call", id=id, name=name, args=args or {}, step=len(self._checker.calls))
+        return ev.step  # type: ignore[union-attr]
+
+    def tool_result(self, id: str, output: str = "", error: str | None = None, seconds: float = 0.0) -> ToolResultEvent:
+        return self.write("tool_result", id=id, output=output, error=error, seconds=seconds)  # type: ignore[return-value]
+
+    def note(self, text: str, kind: str = "") -> Note:
+        return self.write("note", text=text, kind=kind)  # type: ignore[return-value]
+
+    def report(self, report: Report) -> ReportEvent:
+        return self.write("report", report=report)  # type: ignore[return-value]
+
+    def score(self, score: Score) -> ScoreEvent:
+        return self.write("score", score=score)  # type: ignore[return-value]
+
+    def run_end(self, reason: str, totals: Totals | None = None, message: str = "") -> RunEnd:
+        """totals default to what the events written so far add up to."""
+        if totals is None:
+            from transcripts.run import Run
+
+            totals = Run(self.events, self.path).compute_totals()
+        return self.write("run_end", reason=reason, totals=totals, message=message)  # type: ignore[return-value]
+
+
+def _block(b: Any) -> dict[str, Any]:
+    if isinstance(b, dict):
+        return b
+    if isinstance(b, BaseModel):
+        return b.model_dump(mode="json", exclude_none=True)
+    if hasattr(b, "model_dump"):
+        return b.model_dump()
+    raise TypeError(f"content block must be a dict or a pydantic model, got {type(b).__name__}")
+
+
+def append_event(path: str | Path, etype: str, **fields: Any) -> Event:
+    """Append one event to an existing transcript (e.g. a score after the run); validates against what is there."""
+    with TranscriptWriter(path, resume=True) as w:
+        return w.write(etype, **fields)
+
+
+__all__ = ["TranscriptError", "TranscriptWriter", "read_events", "parse_line", "append_event"]
