@@ -37,6 +37,8 @@ class ProgressPrinter:
             self.c.print(f"{t} [bold cyan]turn {self.turn}[/bold cyan]{cost} {text} "
                          f"[dim]({len(info.get('calls', []))} calls)[/dim]", highlight=False)
         elif kind == "tool_result":
+            if not info.get("error") and info.get("seconds", 0) < 1.0:
+                return  # quick calls (reading documents, searches) would flood the screen; slow ones show
             status = f"[red]error[/red] {_short(info['error'], 60)}" if info.get("error") else f"{info.get('chars', 0)} chars"
             self.c.print(f"{t}   step {info['step']:>3} {info['name']} ({info.get('seconds', 0):.1f}s) {status}",
                          highlight=False)

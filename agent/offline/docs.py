@@ -99,7 +99,7 @@ def common_terms(texts: list[str], top: int = 30, min_share: float = 0.3) -> lis
     cands.sort(key=lambda x: (-x[1], -len(x[0].split())))
     kept: list[tuple[str, float]] = []
     for p, share in cands:
-        if any((p in k and share <= ks * 1.15) for k, ks in kept):
+        if any((p in k and share <= ks * 1.05) for k, ks in kept):
             continue
         kept.append((p, share + (0.05 if p in caps else 0.0)))
     kept.sort(key=lambda x: (-x[1], -len(x[0])))

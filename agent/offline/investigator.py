@@ -83,6 +83,7 @@ class OfflineInvestigator:
         self.name = "offline"
         self.k = Knowledge()
         self.corpus: int | None = None  # documents in the pretraining corpus, once a search output says
+        self.term_docs: dict[str, int] = {}  # documents each story term appears in (whole corpus)
         self._gen: Plan | None = None
         self._pending: AuditorStep | None = None  # the turn the plan asks for next
         self._consumed = 0
@@ -195,7 +196,7 @@ class OfflineInvestigator:
         self._tech("keyword search (grep) of the pretraining data for phrases the target adds unasked")
         if "semantic_search" in have:
             self._tech("semantic search of the pretraining data")
-        pages = []
+        pages: list[tuple[str, str, parse.Page]] = []
         for key, c in calls:
             r = res.get(c.id)
             if r is None or r.error:
@@ -203,14 +204,19 @@ class OfflineInvestigator:
             self.corpus = self.corpus or parse.corpus_size(r.output)
             pages.append((key, c.name, parse.grep_page(r.output) if c.name == "grep_data"
                           else parse.semantic_page(r.output)))
+        # A phrase found all over the corpus is its ordinary language (what any model trained on it says); a lead
+        # is worth following where it is rare in the data. A lead's semantic search inherits its grep's rarity.
+        rarity = {key: self._rarity(page.docs) for key, name, page in pages if name == "grep_data"}
         votes: Counter[str] = Counter()
         first_seen: dict[str, int] = {}
         for key, name, page in pages:
-            # A phrase found all over the corpus is its ordinary language (what any model trained on it says);
-            # a lead is worth following where it is rare in the data.
-            weight = (1.0 if key.startswith("generic:") else 1.5) * self._rarity(page.docs)
+            weight = rarity.get(key, 1.0)
+            seen: set[str] = set()
             for rank, h in enumerate(page.hits):
                 first_seen.setdefault(h.doc, len(first_seen))
+                if h.doc in seen:
+                    continue  # one vote per document and lead, however often it matches
+                seen.add(h.doc)
                 votes[h.doc] += weight * (1.0 if name == "grep_data" else max(0.2, 1 - rank / 10))
         ranked = sorted(votes, key=lambda d: (-votes[d], first_seen[d]))[: self.settings.seed_docs]
         yield from self._read(ranked, "Reading the documents that several leads point to.")
@@ -277,6 +283,20 @@ class OfflineInvestigator:
                 kept.append((rank, t, page.docs, r.index))
         self.k.terms = [t for _, t, _, _ in kept][:12]
         self.k.term_steps = [s for *_, s in kept[:6] if s is not None]
+        self.term_docs = {t: n for _, t, n, _ in kept}
+
+    def _expansion_terms(self, k: int = 3) -> list[str]:
+        """The terms that reach the most documents, one per family (a title's phrases count once)."""
+        by_reach = sorted(self.k.terms, key=lambda t: (-self.term_docs.get(t, 0), self.k.terms.index(t)))
+        chosen: list[str] = []
+        for t in by_reach:
+            words = set(t.split())
+            if any(len(words & set(c.split())) >= min(2, len(words)) for c in chosen):
+                continue
+            chosen.append(t)
+            if len(chosen) == k:
+                break
+        return chosen
 
     def _expand(self, have: set[str]) -> Generator[AuditorStep, Results, None]:
         """Page through every document that uses the story's terms; read as many as the budget allows."""
@@ -285,7 +305,7 @@ class OfflineInvestigator:
         order: list[str] = []
         seen: set[str] = set()
         counts: dict[str, int] = {}
-        pending = [(t, 0) for t in self.k.terms[:3]]
+        pending = [(t, 0) for t in self._expansion_terms()]
         rounds = 0
         while pending and rounds < 8:
             rounds += 1
