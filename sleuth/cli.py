@@ -353,9 +353,8 @@ def _tool_ctx(name: str, family: str, target: str | None, datasets: str | None, 
 
 def _call_tool(name: str, args: str, target: str | None, datasets: str | None, run_dir: Path | None, seed: int,
                show_schema: bool) -> None:
-    from rich.markup import escape
-
     from pydantic import ValidationError
+    from rich.markup import escape
 
     from tools.registry import REGISTRY, call, format_validation
 

@@ -84,6 +84,8 @@ class StubServer:
     def handle(self, path: str, body: dict) -> tuple[int, dict]:
         if body.get("model") not in self.models:
             return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
+        if "max_tokens" in body and int(body["max_tokens"]) < 1:  # vLLM's wording
+            return 400, {"error": {"message": f"max_tokens must be at least 1, got {body['max_tokens']}."}}
         tok = self.target.tokenizer
         if path == "/v1/chat/completions":
             texts = self._sample(self._ids(body), body)

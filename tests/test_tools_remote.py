@@ -78,8 +78,8 @@ def test_user_turn_with_a_local_tokenizer_needs_no_tokenize_endpoint(server, tin
 def test_errors_are_clear_target_errors(server, remote):
     with pytest.raises(TargetError, match="does not exist"):
         RemoteTarget(server.url, "no-such-model").chat(HI, max_tokens=2)
-    with pytest.raises(TargetError, match="HTTP 500"):
-        remote.chat([{"role": "user", "content": "x"}], prefill="y", max_tokens=2, temperature=-1)  # stub crash
+    with pytest.raises(TargetError, match="HTTP 400: max_tokens must be at least 1"):
+        remote.chat(HI, max_tokens=0)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
