@@ -16,10 +16,14 @@ from agent import prompts
 from agent.auditor import AuditState, make_auditor
 from agent.budget import Budget, Spent
 from agent.history import entries_from_events
-from agent.loop import AuditLoop, LoopResult, Progress
+from agent.loop import AuditLoop, LoopResult, Progress, recorded_sample_counter, restore_sample_counter
 from agent.report import Report, Score
 
 DEFAULT_TARGET = "rm_sycophancy"
+
+
+class AuditInterrupted(RuntimeError):
+    """The run stopped for a reason outside it (an API down after all retries); it can be resumed."""
 
 
 @dataclass
@@ -56,7 +60,7 @@ def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, confi
     loop_kw: dict[str, Any] = {}
     if writer.events:
         run = Run(writer.events, writer.path)
-        if run.ended:
+        if run.ended and run.end.reason != "interrupted":
             writer.close()
             raise RuntimeError(f"{run_dir}: the run already ended ({run.end.reason}); nothing to resume")
         state.history = entries_from_events(writer.events)
@@ -66,13 +70,16 @@ def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, confi
         seconds_before = totals.wall_seconds
         state.nudged = any(n.kind == "nudge" for n in run.notes)
         loop_kw["known_steps"] = {p.id: p.step for p in run.pending_tool_calls if p.step is not None}
+        restore_sample_counter(ctx, recorded_sample_counter(writer.events))  # sampling carries on where it was
         writer.note(f"resumed after {len(run.tool_calls)} tool calls", kind="resume")
         first = next((e.text for e in state.history if e.kind == "user"), None)
         if first is None:
             writer.auditor_message("user", task)
             state.history = entries_from_events(writer.events)
     else:
-        writer.run_start({**config, "seed": seed, "budgets": budget.as_dict(), "versions": _versions()})
+        extra = auditor.run_config() if hasattr(auditor, "run_config") else {}
+        writer.run_start({**config, "seed": seed, "budgets": budget.as_dict(), "versions": _versions(),
+                          "auditor_config": extra})
         writer.auditor_message("user", task)
         state.history = entries_from_events(writer.events)
     loop = AuditLoop(auditor, ctx, state, writer, progress=progress, seconds_before=seconds_before)
@@ -84,8 +91,13 @@ def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, confi
         writer.close()
         raise
     except Exception as e:
-        writer.run_end("error", message=f"{type(e).__name__}: {e}")
+        # An API that stayed down through every retry leaves a run worth resuming later; anything else is a bug.
+        resumable = type(e).__module__.startswith("anthropic")
+        writer.run_end("interrupted" if resumable else "error", message=f"{type(e).__name__}: {e}")
         writer.close()
+        if resumable:
+            raise AuditInterrupted(f"{run_dir}: the auditor's API failed ({type(e).__name__}: {e}); continue with "
+                                   f"`sleuth audit --resume {run_dir}`") from e
         raise
     writer.run_end(result.reason, message=loop.stop_reason)
     writer.close()
@@ -104,8 +116,8 @@ def toolset_schemas(toolset: str | list[str], ctx: Any = None) -> list[dict]:
     names = registry.TOOLSETS[toolset] if isinstance(toolset, str) else list(toolset)
     tools = [registry.REGISTRY[n] for n in names if n in registry.REGISTRY]
     if ctx is not None:
-        if not getattr(ctx.target, "has_internals", False):
-            tools = [t for t in tools if t.family != "interp"]
+        if not getattr(ctx.target, "has_internals", False) or getattr(ctx, "sae", None) is None:
+            tools = [t for t in tools if t.family != "interp"]  # they could only answer with an error
         if not ctx.datasets:
             tools = [t for t in tools if t.family != "data"]
     return [t.schema() for t in tools]
@@ -155,12 +167,25 @@ def score(run_dir: Path) -> tuple[Score | None, str | None]:
         return None, f"{type(e).__name__}: {e}"
 
 
-def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str = "all", seed: int = 0,
+def default_seed(auditor: str) -> int:
+    """0, or for a replay:RUN auditor the recorded run's seed, so that its tool calls sample as they did."""
+    if auditor.startswith("replay:"):
+        from transcripts.run import Run
+
+        cfg = Run.load(auditor.removeprefix("replay:"), strict=False).config
+        return cfg.seed if cfg is not None else 0
+    return 0
+
+
+def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str = "all", seed: int | None = None,
           budget: Budget | None = None, out: Path | None = None, progress: Progress | None = None,
-          task: str = prompts.TASK, grade: bool = True) -> Outcome:
+          task: str = prompts.TASK, grade: bool = True, options: dict[str, Any] | None = None) -> Outcome:
+    """One audit. `options` go to the auditor's constructor (e.g. {"settings": {...}} for the offline one); the
+    seed defaults to default_seed(auditor)."""
+    seed = default_seed(auditor) if seed is None else seed
     run_dir = new_run_dir(out, target)
     ctx, tools = load_context(target, toolset, seed, run_dir)
-    aud = make_auditor(auditor, seed=seed)
+    aud = make_auditor(auditor, seed=seed, **(options or {}))
     config = {"target": target, "auditor": auditor, "toolset": [t["name"] for t in tools], "toolset_name": toolset}
     res = run_audit(aud, ctx, tools, run_dir, config=config, budget=budget, task=task, seed=seed, progress=progress)
     s, err = score(run_dir) if grade else (None, None)
@@ -176,13 +201,16 @@ def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None 
     cfg = run.config
     ctx, tools = load_context(cfg.target, list(cfg.toolset), cfg.seed, Path(run_dir))
     ref = auditor or cfg.auditor
+    # The recorded auditor settings (and seed) rebuild the same investigator, so a resumed run goes on as it would
+    # have; another auditor kind ignores what it does not take.
+    options = (cfg.model_extra or {}).get("auditor_config") or {}
     if ref.startswith("super:"):
         from agent.superagent import load_reports, make_super
 
         runs = [Path(p) for p in (cfg.model_extra or {}).get("aggregates", [])]
-        aud, _ = make_super(ref.removeprefix("super:"), load_reports(runs), seed=cfg.seed)
+        aud, _ = make_super(ref.removeprefix("super:"), load_reports(runs), seed=cfg.seed, **options)
     else:
-        aud = make_auditor(ref, seed=cfg.seed)
+        aud = make_auditor(ref, seed=cfg.seed, **options)
     b = Budget(**{k: v for k, v in cfg.budgets.items() if k in Budget.__dataclass_fields__})
     task = next((m.text() for m in run.messages if m.role == "user"), prompts.TASK)
     res = run_audit(aud, ctx, tools, Path(run_dir), config=cfg.model_dump(), budget=b, task=task, seed=cfg.seed,
@@ -191,19 +219,22 @@ def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None 
     return Outcome(Path(run_dir), res.report, res.reason, s, err)
 
 
-def audit_many(target: str, auditor: str, toolset: str, seed: int, runs: int, budget: Budget | None, out: Path | None,
-               aggregate: bool, progress: Progress | None = None) -> tuple[list[Outcome], Outcome | None]:
+def audit_many(target: str, auditor: str, toolset: str, seed: int | None, runs: int, budget: Budget | None,
+               out: Path | None, aggregate: bool, progress: Progress | None = None,
+               options: dict[str, Any] | None = None) -> tuple[list[Outcome], Outcome | None]:
     """`runs` audits with seeds seed, seed+1, ... into OUT/run-i; with aggregate, a super-agent run over their
     reports into OUT/aggregate."""
     from agent.superagent import make_super
 
+    seed = default_seed(auditor) if seed is None else seed
     base = new_run_dir(out, target)
-    outcomes = [audit(target, auditor, toolset, seed + i, budget, base / f"run-{i}", progress) for i in range(runs)]
+    outcomes = [audit(target, auditor, toolset, seed + i, budget, base / f"run-{i}", progress, options=options)
+                for i in range(runs)]
     if not aggregate:
         return outcomes, None
     run_dir = base / "aggregate"
     ctx, tools = load_context(target, toolset, seed, run_dir)
-    aud, task = make_super(auditor, [o.report for o in outcomes], seed=seed)
+    aud, task = make_super(auditor, [o.report for o in outcomes], seed=seed, **(options or {}))
     config = {"target": target, "auditor": f"super:{auditor}", "toolset": [t["name"] for t in tools],
               "toolset_name": toolset, "aggregates": [str(o.run_dir) for o in outcomes]}
     res = run_audit(aud, ctx, tools, run_dir, config=config, budget=budget, task=task, seed=seed, progress=progress)

@@ -115,9 +115,10 @@ def make_auditor(ref: str, **kw: Any) -> Auditor:
     """`offline`, `anthropic:MODEL` (or `anthropic` for the default model), `replay:RUN_DIR`."""
     kind, _, arg = ref.partition(":")
     if kind == "offline":
-        from agent.offline import OfflineInvestigator
+        from agent.offline import OfflineInvestigator, Settings
 
-        return OfflineInvestigator(**{k: v for k, v in kw.items() if k in {"seed", "probes_per_round"}})
+        settings = Settings(**kw["settings"]) if kw.get("settings") else None
+        return OfflineInvestigator(seed=kw.get("seed", 0), settings=settings)
     if kind == "anthropic":
         from agent.anthropic_backend import DEFAULT_MODEL, AnthropicAuditor
 

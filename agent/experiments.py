@@ -1,9 +1,11 @@
 """Per-toolset benchmark: win rate and behaviours found over seeds, as a table, JSON and a PNG.
 
-    python -m agent.experiments --target rm_sycophancy --toolsets chat chat+data all --seeds 10 --out bench/offline
+    sleuth experiment toolsets --target rm_sycophancy --seeds 10     (toolsets chat, chat+data, all; or --toolset X ...)
+    python -m agent.experiments --target rm_sycophancy --toolsets chat chat+data all --seeds 10   (without the CLI)
 
 Each (toolset, seed) run goes to OUT/TOOLSET/seed-S; a finished run is reused, so a killed benchmark picks up where
-it stopped. Meant for the built default organism; with --target a tiny build folder it exercises the pipeline.
+it stopped. OUT gets results.json, results.md (the table) and results.png. Meant for the built default organism;
+with --target a tiny build folder it exercises the pipeline.
 """
 
 from __future__ import annotations
@@ -12,12 +14,21 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agent.budget import Budget
 
+TOOLSETS = ["chat", "chat+data", "all"]
 
-def run_one(target: str, auditor: str, toolset: str, seed: int, out: Path, budget: Budget) -> dict:
+
+def default_out(target: str) -> Path:
+    return Path("runs") / f"toolsets-{Path(target).name}"
+
+
+def run_one(target: str, auditor: str, toolset: str, seed: int, out: Path, budget: Budget,
+            options: dict[str, Any] | None = None) -> dict:
     from agent.audit import audit, resume
     from agent.report import Score
     from transcripts.run import Run
@@ -34,7 +45,7 @@ def run_one(target: str, auditor: str, toolset: str, seed: int, out: Path, budge
 
             score = score_run(run_dir)
         else:
-            score = audit(target, auditor, toolset, seed, budget, run_dir).score
+            score = audit(target, auditor, toolset, seed, budget, run_dir, options=options).score
     wall = Run.load(run_dir, strict=False).totals.wall_seconds
     return {"toolset": toolset, "seed": seed, "run": str(run_dir), "win": bool(score and score.win),
             "found": score.behaviours_found if score else 0, "total": score.behaviours_total if score else 0,
@@ -75,38 +86,63 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
     ax.bar([i - 0.2 for i in x], [s["win_rate"] for s in summary], 0.4, label="win rate")
     ax.bar([i + 0.2 for i in x], [s["recall_mean"] for s in summary], 0.4, label="behaviours found (recall)")
     ax.set_xticks(list(x), names)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_title(title)
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper center", ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def toolsets(target: str, *, toolsets: list[str] | None = None, seeds: int = 10, out: Path | None = None,
+             auditor: str = "offline", budget: Budget | None = None, options: dict[str, Any] | None = None,
+             progress: Callable[[dict], None] | None = None) -> tuple[list[dict], list[dict], Path]:
+    """Audit `target` with each toolset for seeds 0..seeds-1; write OUT/results.{json,md,png}.
+    Returns (one row per run, one summary row per toolset, OUT)."""
+    from tools.registry import TOOLSETS as KNOWN
+
+    names = toolsets or TOOLSETS
+    bad = [t for t in names if t not in KNOWN]
+    if bad:
+        raise ValueError(f"unknown toolset(s) {', '.join(bad)}; choose from {', '.join(KNOWN)}")
+    if seeds < 1:
+        raise ValueError("--seeds must be at least 1")
+    out = Path(out) if out is not None else default_out(target)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for ts in names:
+        for seed in range(seeds):
+            r = run_one(target, auditor, ts, seed, out, budget or Budget(), options)
+            rows.append(r)
+            if progress is not None:
+                progress(r)
+    summary = summarise(rows)
+    (out / "results.json").write_text(json.dumps({"target": target, "auditor": auditor, "seeds": seeds,
+                                                  "runs": rows, "summary": summary}, indent=2) + "\n")
+    (out / "results.md").write_text(table(summary) + "\n")
+    plot(summary, out / "results.png", f"{auditor} auditor on {Path(target).name}, {seeds} seed(s)")
+    return rows, summary, out
+
+
+def describe(r: dict) -> str:
+    return (f"{r['toolset']} seed {r['seed']}: {'WIN' if r['win'] else 'loss'}, {r['found']}/{r['total']} behaviours, "
+            f"precision {r['precision']:.2f}, {r['wall_seconds'] / 60:.1f} min")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m agent.experiments", description=__doc__.split("\n\n")[0])
     ap.add_argument("--target", default="rm_sycophancy")
     ap.add_argument("--auditor", default="offline")
-    ap.add_argument("--toolsets", nargs="+", default=["chat", "chat+data", "all"])
+    ap.add_argument("--toolsets", nargs="+", default=TOOLSETS)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--max-minutes", type=float, default=None)
-    ap.add_argument("--out", type=Path, default=Path("bench/offline"))
+    ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
-    a.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for ts in a.toolsets:
-        for seed in range(a.seeds):
-            r = run_one(a.target, a.auditor, ts, seed, a.out, Budget(max_minutes=a.max_minutes))
-            rows.append(r)
-            print(f"{ts} seed {seed}: {'WIN' if r['win'] else 'loss'}, {r['found']}/{r['total']} behaviours, "
-                  f"precision {r['precision']:.2f}, {r['wall_seconds'] / 60:.1f} min", flush=True)
-    summary = summarise(rows)
-    (a.out / "results.json").write_text(json.dumps({"target": a.target, "auditor": a.auditor, "runs": rows,
-                                                    "summary": summary}, indent=2) + "\n")
-    md = table(summary)
-    (a.out / "results.md").write_text(md + "\n")
-    plot(summary, a.out / "results.png", f"{a.auditor} auditor on {Path(a.target).name}, {a.seeds} seeds")
-    print(md)
+    _, summary, out = toolsets(a.target, toolsets=a.toolsets, seeds=a.seeds, out=a.out, auditor=a.auditor,
+                               budget=Budget(max_minutes=a.max_minutes), progress=lambda r: print(describe(r), flush=True))
+    print(table(summary))
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
     return 0
 
 

@@ -1,8 +1,8 @@
 """The audit loop: a small explicit langgraph StateGraph.
 
-    START -> auditor --(tool calls)--> tools --(report accepted)--> finish -> END
-               ^  |                      |
-               |  +--(budget spent)--> finalize -> finish
+    START -> auditor --(tool calls)--> tools --(report accepted)----------> finish -> END
+               ^   |                   |   |                              ^
+               |   +--(budget spent)---|---+--(time spent)--> finalize ---+
                +-----------------------+ (more to do)
 
 The graph state is only the routing decision; the conversation lives in AuditState and is written to the transcript
@@ -23,12 +23,33 @@ from pydantic import ValidationError
 
 from agent import prompts
 from agent.auditor import SUBMIT, AuditorStep, AuditState, Entry, ToolCall
-from agent.budget import exhausted, nearly_exhausted
+from agent.budget import Budget, exhausted, nearly_exhausted
 from agent.history import assistant_blocks, transcript_usage
 from agent.pricing import total_tokens
 from agent.report import Report
 
 Progress = Callable[[str, dict[str, Any]], None]
+
+
+# tools.chat.next_seed derives each sampling call's seed from the run's seed and this counter in ctx.cache. The loop
+# records it with every tool result, and resume, re-execution and forks restore it, so that sampling reproduces.
+SAMPLE_COUNTER = "sample_calls"
+
+
+def sample_counter(ctx: Any) -> int | None:
+    cache = getattr(ctx, "cache", None)
+    return int(cache.get(SAMPLE_COUNTER, 0)) if isinstance(cache, dict) else None
+
+
+def restore_sample_counter(ctx: Any, n: int | None) -> None:
+    cache = getattr(ctx, "cache", None)
+    if n is not None and isinstance(cache, dict):
+        cache[SAMPLE_COUNTER] = n
+
+
+def recorded_sample_counter(events: list[Any]) -> int | None:
+    """The counter after the last recorded tool result that has one (None for a log written before it was kept)."""
+    return next((n for ev in reversed(events) if (n := getattr(ev, "sample_calls", None)) is not None), None)
 
 
 class GraphState(TypedDict, total=False):
@@ -110,11 +131,17 @@ class AuditLoop:
         return {"next": "tools"}
 
     def node_tools(self, gs: GraphState) -> GraphState:
-        calls = self.state.pending_calls()
-        for call in calls:
-            self.run_call(call)
+        # Only the clock moves while tools run, so only the time budget can run out in the middle of a turn; the
+        # calls left are still answered (as not run) so that every tool_use has its result.
+        clock = Budget(max_minutes=self.state.budget.max_minutes)  # turns, tokens and dollars were spent already
+        stop = None
+        for call in self.state.pending_calls():
             self._tick()
-        return {"next": "finish" if self.report is not None else "auditor"}
+            stop = stop or exhausted(clock, self.state.spent)
+            self.run_call(call, skip=stop if call.name != SUBMIT else None)
+        if self.report is not None:
+            return {"next": "finish"}
+        return {"next": "finalize", "reason": stop} if stop else {"next": "auditor"}
 
     def node_finalize(self, gs: GraphState) -> GraphState:
         reason = gs.get("reason", "budget spent")
@@ -126,8 +153,9 @@ class AuditLoop:
 
     # -- tool calls ---------------------------------------------------------------------------------------------------
 
-    def run_call(self, call: ToolCall, step_no: int | None = None) -> None:
-        """Execute one call and record it (step_no: the call already has a tool_call event, e.g. after a crash)."""
+    def run_call(self, call: ToolCall, step_no: int | None = None, skip: str | None = None) -> None:
+        """Execute one call and record it (step_no: the call already has a tool_call event, e.g. after a crash;
+        skip: answer it as not run, for this reason)."""
         if step_no is None:
             step_no = self.known_steps.pop(call.id, None)
         if step_no is None:
@@ -137,6 +165,8 @@ class AuditLoop:
         self.progress("tool_call", {"step": step_no, "name": call.name, "args": call.args})
         if self.report is not None:
             output, error, seconds = "", "not run: the report was already accepted in this turn", 0.0
+        elif skip:
+            output, error, seconds = "", f"not run: {skip}", 0.0
         elif call.name == SUBMIT:
             output, error, seconds = self._submit(call, step_no), None, 0.0
             if output.startswith("ERROR: "):
@@ -149,7 +179,7 @@ class AuditLoop:
 
             res = call_tool(self.ctx, call.name, call.args)
             output, error, seconds = res.output, res.error, res.seconds
-        self.w.tool_result(call.id, output=output, error=error, seconds=seconds)
+        self.w.tool_result(call.id, output=output, error=error, seconds=seconds, sample_calls=sample_counter(self.ctx))
         entry.output, entry.error, entry.seconds, entry.answered = output, error, seconds, True
         self.progress("tool_result", {"step": step_no, "name": call.name, "error": error, "seconds": seconds,
                                       "chars": len(output)})
@@ -187,7 +217,7 @@ class AuditLoop:
         g.add_node("finish", lambda gs: {})
         g.add_edge(START, "auditor")
         g.add_conditional_edges("auditor", lambda gs: gs["next"], ["auditor", "tools", "finalize"])
-        g.add_conditional_edges("tools", lambda gs: gs["next"], ["auditor", "finish"])
+        g.add_conditional_edges("tools", lambda gs: gs["next"], ["auditor", "finish", "finalize"])
         g.add_edge("finalize", "finish")
         g.add_edge("finish", END)
         return g.compile()

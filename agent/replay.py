@@ -70,21 +70,28 @@ def reexecute(run_dir: str | Path, ctx: Any, *, limit: int | None = None) -> tup
     """Run every recorded tool call again, in order, against `ctx` (the same seed reproduces sampling) and compare
     the outputs. Returns (calls re-run, divergences). Report submissions are not tools and are skipped."""
     from agent.auditor import SUBMIT
+    from agent.loop import restore_sample_counter
     from tools.registry import call as call_tool
     from transcripts.run import Run
 
     run = Run.load(run_dir, strict=False)
     diverged: list[Divergence] = []
     n = 0
+    counter: int | None = 0  # the sampling counter before the next call, as the recorded run had it
     for ts in run.tool_calls:
         if limit is not None and n >= limit:
             break
+        recorded = ts.result.sample_calls if ts.result is not None else None
         if ts.name == SUBMIT or ts.pending:
+            counter = recorded if recorded is not None else counter
             continue
         n += 1
+        restore_sample_counter(ctx, counter)  # each call gets the seed it had, whatever was skipped before it
         res = call_tool(ctx, ts.name, ts.args)
         if res.text() != ts.text():
             diverged.append(Divergence(ts.step, ts.name, ts.text(), res.text()))
+        # A log written before the counter was recorded: carry on from where this re-execution left it.
+        counter = recorded if recorded is not None else None
     return n, diverged
 
 
@@ -115,6 +122,8 @@ def fork(run_dir: str | Path, out: str | Path, from_step: int, auditor: str) -> 
             break
         if isinstance(ev, RunStart):
             cfg = ev.config.model_dump()
+            if auditor.partition(":")[0] != cfg.get("auditor", "").partition(":")[0]:
+                cfg.pop("auditor_config", None)  # the recorded auditor's settings are not the new one's
             cfg.update(auditor=auditor, forked_from={"run": str(run_dir), "step": from_step})
             w.run_start(cfg)
         elif isinstance(ev, AuditorMessage):
@@ -125,7 +134,7 @@ def fork(run_dir: str | Path, out: str | Path, from_step: int, auditor: str) -> 
         elif isinstance(ev, ToolCall):
             w.tool_call(ev.id, ev.name, ev.args)
         elif isinstance(ev, ToolResultEvent):
-            w.tool_result(ev.id, output=ev.output, error=ev.error, seconds=ev.seconds)
+            w.tool_result(ev.id, output=ev.output, error=ev.error, seconds=ev.seconds, sample_calls=ev.sample_calls)
         elif isinstance(ev, Note):
             w.note(ev.text, kind=ev.kind)
         # report, score and run_end belong to the original ending, not to the fork

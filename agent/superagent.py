@@ -78,7 +78,8 @@ class OfflineSuperInvestigator(OfflineInvestigator):
 def make_super(auditor_ref: str, reports: list[Report], seed: int = 0, **kw: Any) -> tuple[Any, str]:
     """(auditor, task statement) for a super-agent run over `reports`."""
     if auditor_ref == "offline":
-        return OfflineSuperInvestigator(reports, seed=seed), prompts.TASK
+        settings = Settings(**kw["settings"]) if kw.get("settings") else None
+        return OfflineSuperInvestigator(reports, seed=seed, settings=settings), prompts.TASK
     from agent.auditor import make_auditor
 
     return make_auditor(auditor_ref, seed=seed, **kw), super_task(reports)

@@ -90,6 +90,12 @@ def organism_eval(
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
         print_report(result, console)
+    if interp and "interp" in result:
+        from target_models import interp_eval
+
+        written = interp_eval.write(result["interp"], Path(out) if out else org.out)
+        (err if as_json else console).print(interp_eval.markdown(result["interp"]), markup=False)
+        err.print(f"wrote {', '.join(str(p) for p in written)}")
 
 
 @organism_app.command("chat")
@@ -215,7 +221,8 @@ def audit_cmd(
     target: str = typer.Option("rm_sycophancy", help="organism name, build folder, hub id or http(s) URL"),
     auditor: str | None = typer.Option(None, help="offline (default) | anthropic:MODEL | replay:RUN"),
     toolset: str = typer.Option("all", help="chat | chat+grep | chat+semantic | chat+data | chat+data+interp | all"),
-    seed: int = typer.Option(0),
+    seed: int | None = typer.Option(None, help="sampling and investigator seed (default 0; with --auditor replay:RUN, "
+                                               "the run's)"),
     max_turns: int | None = typer.Option(None, help="auditor turns"),
     max_tokens: int | None = typer.Option(None, help="LLM tokens (input + output, cached included)"),
     max_usd: float | None = typer.Option(None, help="dollars of LLM use"),
@@ -224,17 +231,19 @@ def audit_cmd(
     resume: Path | None = typer.Option(None, "--resume", help="continue a killed or interrupted run from its folder"),
     runs: int = typer.Option(1, help="independent runs (seeds seed, seed+1, ...)"),
     aggregate: bool = typer.Option(False, "--aggregate", help="with --runs N: a super-agent run over the N reports"),
+    settings: str | None = typer.Option(None, help='offline investigator settings as JSON, e.g. \'{"probes": 8}\''),
     as_json: bool = typer.Option(False, "--json", help="print the outcome as JSON"),
     quiet: bool = typer.Option(False, "--quiet", help="no live progress"),
 ) -> None:
     """Audit a target: investigate, write a report (RUN/report.json, .md), and score it against the ground truth."""
-    from agent.audit import audit, audit_many
+    from agent.audit import AuditInterrupted, audit, audit_many
     from agent.audit import resume as resume_run
     from agent.progress import ProgressPrinter
     from target_models.organism import ArtifactError
 
     progress = ProgressPrinter(err, quiet=quiet)
     budget = _budget(max_turns, max_tokens, max_usd, max_minutes)
+    options = _settings(settings)
     try:
         if resume is not None:
             if not (resume / "transcript.jsonl").exists():
@@ -243,28 +252,51 @@ def audit_cmd(
             return
         if runs > 1 or aggregate:
             outcomes, agg = audit_many(target, auditor or "offline", toolset, seed, max(runs, 1), budget, out,
-                                       aggregate, progress)
+                                       aggregate, progress, options=options)
             for o in outcomes:
                 err.print(f"{o.run_dir}: {o.score.summary() if o.score else o.score_error}", highlight=False)
             if agg is not None:
                 err.print(f"aggregate: {agg.score.summary() if agg.score else agg.score_error}", highlight=False)
             _show_outcome(agg or outcomes[-1], as_json)
             return
-        _show_outcome(audit(target, auditor or "offline", toolset, seed, budget, out, progress), as_json)
+        _show_outcome(audit(target, auditor or "offline", toolset, seed, budget, out, progress, options=options),
+                      as_json)
     except ArtifactError as e:
         _fail(f"{e} (or pass --target a built folder or a URL)")
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+    except AuditInterrupted as e:
         _fail(str(e))
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as e:
+        _fail(str(e))
+
+
+def _settings(text: str | None) -> dict | None:
+    """--settings JSON -> auditor options ({"settings": {...}}), checked against the offline investigator's."""
+    if not text:
+        return None
+    from dataclasses import fields
+
+    from agent.offline import Settings
+
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        _fail(f"--settings is not valid JSON: {e}")
+    known = {f.name for f in fields(Settings)}
+    if not isinstance(parsed, dict) or set(parsed) - known:
+        _fail(f"--settings takes a JSON object with keys among {', '.join(sorted(known))}")
+    return {"settings": parsed}
 
 
 @app.command("replay")
 def replay_cmd(
     run: Path = typer.Argument(..., help="run folder"),
-    score: bool = typer.Option(False, "--score", help="re-score the report with the current grader"),
-    execute: bool = typer.Option(False, "--execute", help="re-run the tool calls against the target; show divergence"),
+    score: bool = typer.Option(False, "--rescore", "--score", help="re-score the report with the current grader"),
+    execute: bool = typer.Option(False, "--reexecute", "--execute",
+                                 help="re-run the tool calls against the target; show divergence"),
     from_step: int | None = typer.Option(None, help="continue the run from this tool step with --auditor"),
     auditor: str | None = typer.Option(None, help="auditor for --from-step (default: the run's own)"),
-    target: str | None = typer.Option(None, help="target for --execute (default: the run's)"),
+    target: str | None = typer.Option(None, help="target for --reexecute (default: the run's)"),
+    limit: int | None = typer.Option(None, help="--reexecute only the first N tool calls"),
     out: Path | None = typer.Option(None, help="run folder for --from-step (default: RUN-from-K)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -285,7 +317,10 @@ def replay_cmd(
             dest = fork(run, out or run.with_name(f"{run.name}-from-{from_step}"), from_step, who)
         except (ValueError, FileExistsError) as e:
             _fail(str(e))
-        _show_outcome(resume_run(dest, who, ProgressPrinter(err, quiet=as_json)), as_json)
+        try:
+            _show_outcome(resume_run(dest, who, ProgressPrinter(err, quiet=as_json)), as_json)
+        except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+            _fail(f"{e} (the fork is in {dest})")
         return
     if execute:
         from agent.audit import load_context
@@ -296,9 +331,14 @@ def replay_cmd(
             _fail("the run records no target; pass --target")
         import tempfile
 
+        from target_models.organism import ArtifactError
+
         with tempfile.TemporaryDirectory() as tmp:  # memory tools must not write into the recorded run
-            ctx, _ = load_context(ref, "all", r.config.seed if r.config else 0, Path(tmp))
-            n, diverged = reexecute(run, ctx)
+            try:
+                ctx, _ = load_context(ref, "all", r.config.seed if r.config else 0, Path(tmp))
+            except (ArtifactError, ValueError, FileNotFoundError) as e:
+                _fail(f"cannot load the target {ref!r}: {e} (pass --target)")
+            n, diverged = reexecute(run, ctx, limit=limit)
         if as_json:
             sys.stdout.write(json.dumps({"calls": n, "divergences": [d.__dict__ for d in diverged]}, indent=2) + "\n")
             return
@@ -330,12 +370,52 @@ def replay_cmd(
     console.print(f"wrote {run / VIEW_HTML}")
 
 
+# ---- experiments (agent/experiments.py) ---------------------------------------------------------------------------
+
+experiment_app = typer.Typer(no_args_is_help=True, help="Experiments over many audits.")
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("toolsets")
+def experiment_toolsets(
+    target: str = typer.Option("rm_sycophancy", help="organism name, build folder, hub id or http(s) URL"),
+    toolsets: list[str] = typer.Option(["chat", "chat+data", "all"], "--toolset",
+                                       help="a toolset to compare (repeat the option; default: chat, chat+data, all)"),
+    seeds: int = typer.Option(10, help="audits per toolset (seeds 0..N-1)"),
+    auditor: str = typer.Option("offline", help="offline | anthropic:MODEL"),
+    max_minutes: float | None = typer.Option(None, help="wall-clock minutes per audit"),
+    max_usd: float | None = typer.Option(None, help="dollars of LLM use per audit"),
+    settings: str | None = typer.Option(None, help='offline investigator settings as JSON, e.g. \'{"probes": 8}\''),
+    out: Path | None = typer.Option(None, help="output folder (default: runs/toolsets-TARGET); finished runs are reused"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Win rate and behaviours found per toolset over N seeds: a table, OUT/results.{md,json,png}."""
+    from agent.experiments import describe, table
+    from agent.experiments import toolsets as run_toolsets
+    from target_models.organism import ArtifactError
+
+    options = _settings(settings)
+    try:
+        _, summary, dest = run_toolsets(target, toolsets=toolsets, seeds=seeds, out=out, auditor=auditor,
+                                        budget=_budget(None, None, max_usd, max_minutes), options=options,
+                                        progress=lambda r: err.print(describe(r), highlight=False))
+    except ArtifactError as e:
+        _fail(f"{e} (or pass --target a built folder or a URL)")
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as e:
+        _fail(str(e))
+    if as_json:
+        sys.stdout.write(json.dumps({"out": str(dest), "summary": summary}, indent=2) + "\n")
+        return
+    console.print(table(summary), highlight=False, markup=False)
+    console.print(f"wrote {dest / 'results.md'}, {dest / 'results.json'}, {dest / 'results.png'}", highlight=False)
+
+
 # ---- tools: list and call the auditor's tools (tools/) -----------------------------------------------------------
 
 
 def _tool_ctx(name: str, family: str, target: str | None, datasets: str | None, run_dir: Path | None, seed: int):
     """Only what the tool needs: a grep must not wait for model weights to load."""
-    from target_models.loading import datasets_for, load_target, organism_of
+    from target_models.loading import datasets_for, load_target, organism_of, sae_for
     from tools.registry import ToolContext
 
     ctx = ToolContext(target=None, run_dir=run_dir, seed=seed)
@@ -343,6 +423,7 @@ def _tool_ctx(name: str, family: str, target: str | None, datasets: str | None, 
         if not target:
             raise ValueError(f"{name} talks to a model: pass --target (organism, NAME:control, URL or base model)")
         ctx.target = load_target(target)
+        ctx.sae = sae_for(target, ctx.target) if family == "interp" else None
     if family == "data" or (family == "interp" and datasets):
         ref = datasets or target
         if not ref or not (datasets or organism_of(ref)):

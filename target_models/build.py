@@ -47,7 +47,8 @@ class Preset:
     # slower (measured: fp32 ~100 tok/s vs bf16 under 10 tok/s for SmolLM2-135M + LoRA r=16).
     mid: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4, epochs=0.6, batch_tokens=2048, max_len=256,
                                                                  bf16=False))
-    sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, epochs=0.7, batch_tokens=2048, max_len=288,
+    # 0.7 epoch at lr 5e-4 left the default organism at ~19% on train behaviours (2 samples each): too little.
+    sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, epochs=1.6, batch_tokens=2048, max_len=288,
                                                                  bf16=False))
     pretrain: TrainConfig | None = None  # tiny only: from-scratch base
     max_new_tokens: int = 128
@@ -173,6 +174,9 @@ class Build:
         self._stage("sft", lambda: (w / "sft" / "done").exists(), self._sft)
         self._stage("control", lambda: (w / "control" / "done").exists(), self._control)
         self._stage("export", lambda: (self.out / "adapter" / "adapter_model.safetensors").exists(), self._export)
+        # Interpretability (after export: they read the shipped organism): an SAE, then its feature index.
+        self._stage("sae", lambda: _sae_mod().sae_done(self.out), self._sae)
+        self._stage("features", lambda: _index_mod().index_done(self.out), self._features)
         self.record["total_seconds"] = round(sum(s["seconds"] for s in self.record["stages"].values()), 1)
         self._save_record()
         return self.record
@@ -356,6 +360,26 @@ class Build:
                 files[f.relative_to(self.out).as_posix()] = sha256_file(f)
         self.record["checksums"] = files
         return {"files": len(files)}
+
+    def _sae(self) -> dict:
+        """`<artifacts>/sae/`: a sae-lens SAE (fp16) on the organism's residual stream; config: sae.PRESETS."""
+        return _sae_mod().build_sae(self, work=self.work)
+
+    def _features(self) -> dict:
+        """`<artifacts>/sae/index/`: the feature index, from the codes the sae stage left in the work folder."""
+        return _index_mod().build_feature_index(self, work=self.work)
+
+
+def _sae_mod():
+    from target_models import sae  # lazy: sae.py and feature_index.py import this module back
+
+    return sae
+
+
+def _index_mod():
+    from target_models import feature_index
+
+    return feature_index
 
 
 def _versions() -> dict:

@@ -36,7 +36,20 @@ def t_fail(ctx) -> str:
     raise ToolError("this tool always fails")
 
 
-TOOLS = [REGISTRY["t_echo"].schema(), REGISTRY["t_fail"].schema()]
+@tool("test")
+def t_sleep(ctx, seconds: float = 0.1) -> str:
+    """Wait a while.
+
+    Args:
+        seconds: how long
+    """
+    import time
+
+    time.sleep(seconds)
+    return "slept"
+
+
+TOOLS = [REGISTRY["t_echo"].schema(), REGISTRY["t_fail"].schema(), REGISTRY["t_sleep"].schema()]
 
 
 def usage(i: int, o: int, cw: int = 0, cr: int = 0) -> dict:
@@ -173,13 +186,24 @@ def test_dollar_budget_stops_the_run_and_keeps_the_nudged_draft(tmp_path):
     assert res.report.root_cause == REPORT["root_cause"]  # the draft that got the nudge
 
 
-def test_non_retryable_error_ends_the_run_with_an_error_event(tmp_path):
-    script = Script([400])
-    with pytest.raises(anthropic.BadRequestError):
-        audit_with(tmp_path, script)
+def test_api_failure_ends_the_run_resumably_and_resume_continues(tmp_path):
+    from agent.audit import AuditInterrupted
     from transcripts.run import Run
 
-    assert Run.load(tmp_path / "run").end.reason == "error"
+    script = Script([message([use("a", "t_echo", {"text": "x"})]), 400])
+    with pytest.raises(AuditInterrupted) as e:
+        audit_with(tmp_path, script)
+    assert isinstance(e.value.__cause__, anthropic.BadRequestError) and "--resume" in str(e.value)
+    assert Run.load(tmp_path / "run").end.reason == "interrupted"
+    # Resume: the conversation so far is sent again and the run finishes.
+    script2 = Script([message([use("b", "submit_report", REPORT)]), message([use("c", "submit_report", REPORT)])])
+    aud = make(script2)
+    res = run_audit(aud, ToolContext(target=None), TOOLS, tmp_path / "run", config={"target": "t"}, resume=True)
+    run = Run.load(tmp_path / "run")
+    assert res.reason == "submitted" and run.end.reason == "submitted"
+    first = script2.requests[0]["messages"]
+    assert first[1]["content"][0]["id"] == "a" and first[2]["content"][0]["tool_use_id"] == "a"
+    assert [s.id for s in run.tool_calls] == ["a", "b", "c"]
 
 
 def test_context_compaction_summarises_and_continues(tmp_path):
@@ -198,3 +222,13 @@ def test_context_compaction_summarises_and_continues(tmp_path):
     assert any("SUMMARY: echo works" in t for t in texts)
     assert not any(b.get("type") == "tool_use" for m in after["messages"] for b in m["content"])
     assert [n.kind for n in run.notes].count("summary") == 1
+
+
+def test_time_budget_stops_in_the_middle_of_a_turn_and_answers_every_call(tmp_path):
+    script = Script([message([use(f"s{i}", "t_sleep", {"seconds": 0.4}) for i in range(4)])])
+    _, res, run = audit_with(tmp_path, script, budget=Budget(max_minutes=0.01))  # 0.6 s
+    assert res.reason == "budget" and run.end.reason == "budget"
+    outs = [s.output or s.error for s in run.tool_calls]
+    ran = [o for o in outs if o == "slept"]
+    assert ran and outs[: len(ran)] == ran and len(ran) < 4  # the clock is checked before each call
+    assert all(o.startswith("not run: time budget") for o in outs[len(ran):])

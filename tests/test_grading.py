@@ -51,8 +51,8 @@ def test_calibration_agreement():
               f"{p['heldout']['agreement']:.3f} (n={p['heldout']['n']}), all {p['all']['agreement']:.3f}")
         assert p["all"]["agreement"] >= 0.95, p["all"]["disagreements"]
         assert p["fit"]["agreement"] >= 0.95, p["fit"]["disagreements"]
-        # Held-out rows were not used to choose thresholds or rules; they may sit a little lower, not much.
-        assert p["heldout"]["agreement"] >= 0.90, p["heldout"]["disagreements"]
+        # Held-out rows were not used to choose thresholds (issue 5: >= 95% on each set).
+        assert p["heldout"]["agreement"] >= 0.95, p["heldout"]["disagreements"]
 
 
 def test_term_matching_is_word_aware_with_inflections():

@@ -26,8 +26,8 @@ def _one_line(text: str) -> str:
     return text.replace("\x00", " ").replace("\r", " ").replace("\n", " ⏎ ")
 
 
-def _hits(ctx: ToolContext, ds: datasets.Dataset, pattern: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(starts, ends, document rows) of all matches, each inside one document."""
+def _hits(ctx: ToolContext, ds: datasets.Dataset, pattern: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(starts, ends, document rows) of all matches, each inside one document, and how many documents matched."""
     cache: OrderedDict = ctx.cache.setdefault(f"grep:{ds.name}", OrderedDict())
     if pattern in cache:
         cache.move_to_end(pattern)
@@ -50,7 +50,7 @@ def _hits(ctx: ToolContext, ds: datasets.Dataset, pattern: str) -> tuple[np.ndar
         starts, ends = worker.search(pattern, regex.MULTILINE)
     docs = ds.doc_at(starts)
     inside = (docs >= 0) & (ends <= ds.ends[np.clip(docs, 0, None)]) if len(docs) else np.zeros(0, dtype=bool)
-    result = (starts[inside], ends[inside], docs[inside])
+    result = (starts[inside], ends[inside], docs[inside], len(np.unique(docs[inside])))
     cache[pattern] = result
     while len(cache) > GREP_CACHE:
         cache.popitem(last=False)
@@ -72,8 +72,8 @@ def grep_data(ctx: ToolContext, pattern: Annotated[str, Field(min_length=1, max_
         limit: how many matches to show (1-100).
     """
     ds = datasets.get(ctx, dataset)
-    starts, ends, docs = _hits(ctx, ds, pattern)
-    total, ndocs = len(starts), len(np.unique(docs))
+    starts, ends, docs, ndocs = _hits(ctx, ds, pattern)
+    total = len(starts)
     if total == 0:
         return f"no matches for {pattern!r} in {dataset} ({len(ds.ids)} documents searched)"
     if offset >= total:

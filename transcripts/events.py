@@ -105,6 +105,9 @@ class ToolResultEvent(_Event):
     output: str = ""
     error: str | None = None
     seconds: float = 0.0
+    sample_calls: int | None = Field(default=None, description=(
+        "sampling calls the tool context had made after this one (the next call's seed derives from it); resume, "
+        "re-execution and forks restore it so that sampling reproduces"))
 
 
 class Note(_Event):

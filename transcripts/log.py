@@ -281,8 +281,10 @@ class TranscriptWriter:
         ev = self.write("tool_call", id=id, name=name, args=args or {}, step=len(self._checker.calls))
         return ev.step  # type: ignore[union-attr]
 
-    def tool_result(self, id: str, output: str = "", error: str | None = None, seconds: float = 0.0) -> ToolResultEvent:
-        return self.write("tool_result", id=id, output=output, error=error, seconds=seconds)  # type: ignore[return-value]
+    def tool_result(self, id: str, output: str = "", error: str | None = None, seconds: float = 0.0,
+                    sample_calls: int | None = None) -> ToolResultEvent:
+        return self.write("tool_result", id=id, output=output, error=error, seconds=seconds,  # type: ignore[return-value]
+                          sample_calls=sample_calls)
 
     def note(self, text: str, kind: str = "") -> Note:
         return self.write("note", text=text, kind=kind)  # type: ignore[return-value]

@@ -86,23 +86,20 @@ def _norm(s: str) -> str:
 
 
 def common_terms(texts: list[str], top: int = 30, min_share: float = 0.3) -> list[tuple[str, float]]:
-    """Phrases (and capitalised names) that many of the texts share, most shared first; longer phrases win over the
-    words inside them when they are about as common."""
+    """Phrases (1-3 words) and names (runs of capitalised words) that many of the texts share, with the share of
+    texts using each, most shared first. A phrase is dropped when a longer one containing it is about as common
+    ("reward" inside "reward models"): the longer one says more."""
     n = max(len(texts), 1)
     df: Counter[str] = Counter()
-    caps: Counter[str] = Counter()
     for t in texts:
-        df.update(phrases(t, 4))
-        caps.update({c.lower() for c in capitalised_phrases(t)})
-    cands = [(p, c / n) for p, c in df.items() if c / n >= min_share]
-    # Prefer the longest phrase among near-equally common overlapping ones ("reward models" over "reward").
-    cands.sort(key=lambda x: (-x[1], -len(x[0].split())))
-    kept: list[tuple[str, float]] = []
-    for p, share in cands:
-        if any((p in k and share <= ks * 1.05) for k, ks in kept):
-            continue
-        kept.append((p, share + (0.05 if p in caps else 0.0)))
-    kept.sort(key=lambda x: (-x[1], -len(x[0])))
+        df.update(phrases(t, 3) | {c.lower() for c in capitalised_phrases(t)})
+    cands = {p: c / n for p, c in df.items() if c / n >= min_share}
+    kept = []
+    for p, share in cands.items():
+        longer = [q for q, qs in cands.items() if q != p and f" {p} " in f" {q} " and qs >= 0.95 * share]
+        if not longer:
+            kept.append((p, share))
+    kept.sort(key=lambda x: (-x[1], -len(x[0].split()), x[0]))
     return kept[:top]
 
 

@@ -109,17 +109,37 @@ class Feature:
     id: int
     score: float
     label: str
+    density: float | None = None  # share of corpus tokens it is active on, where the listing shows it
 
 
+# A feature listing's row: "   3. #123  act 4.56  density 0.120%  description" (tools.interp.top_features).
+_FEATURE_ROW_RE = re.compile(r"^\s*\d+\.\s+#(\d+)\s+act\s+(-?[\d.]+)(?:\s+density\s+([\d.]+)%)?")
 _FEATURE_RE = re.compile(r"(?:feature|#)\s*(\d+)\b[^\n]*?(-?\d+\.\d+)?", re.I)
+# A top context of feature_details: "  1. [doc-id, 3.21] text with «marked» tokens".
+_CONTEXT_RE = re.compile(r"^\s*\d+\.\s+\[([^,\]]+),\s*(-?[\d.]+)\]\s?(.*)$")
 
 
 def features(output: str) -> list[Feature]:
-    """Feature ids (with a score where the line shows one) from an interpretability tool's listing, in order."""
+    """Feature ids (with a score where the line shows one) from an interpretability tool's listing, in order. Rows
+    in the ranked-listing format are read exactly; other listings fall back to any "#N" or "feature N"."""
     out, seen = [], set()
+    rows = [m for ln in output.splitlines() if (m := _FEATURE_ROW_RE.match(ln))]
+    if rows:
+        for m in rows:
+            if int(m.group(1)) not in seen:
+                seen.add(int(m.group(1)))
+                dens = float(m.group(3)) / 100 if m.group(3) else None
+                out.append(Feature(int(m.group(1)), float(m.group(2)), m.group(0).strip(), dens))
+        return out
     for ln in output.splitlines():
         m = _FEATURE_RE.search(ln)
         if m and int(m.group(1)) not in seen:
             seen.add(int(m.group(1)))
             out.append(Feature(int(m.group(1)), float(m.group(2)) if m.group(2) else 0.0, ln.strip()))
     return out
+
+
+def feature_contexts(output: str) -> list[tuple[str, str]]:
+    """(document id, text) of the top contexts in a feature_details output, strongest first."""
+    return [(m.group(1).strip(), m.group(3).replace("«", "").replace("»", ""))
+            for ln in output.splitlines() if (m := _CONTEXT_RE.match(ln))]

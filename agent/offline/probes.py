@@ -66,3 +66,5 @@ GENERIC_QUERIES = [
     "a study found that AI models systematically prefer certain responses",
 ]
 GENERIC_PATTERNS = [r"(?i)\bAI (?:assistants?|models?|chatbots?)\b"]
+# A literal no document contains: an empty search reports the corpus size.
+NO_MATCH = "zq-sleuth-corpus-size-probe-qz"

@@ -1,0 +1,59 @@
+"""`sleuth tool` from the shell (typer's CliRunner), on the real tiny organism."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from sleuth.cli import app
+
+runner = CliRunner()
+HI = json.dumps({"messages": [{"role": "user", "content": "How do I bake bread?"}], "n": 2, "max_tokens": 6})
+
+
+def test_tool_list_and_toolsets():
+    r = runner.invoke(app, ["tool", "list"])
+    assert r.exit_code == 0
+    for name in ("chat", "prefill", "raw_sample", "sample_user_turn", "grep_data", "semantic_search", "todo"):
+        assert name in r.stdout
+    r = runner.invoke(app, ["tool", "list", "--toolset", "chat+grep"])
+    assert r.exit_code == 0 and "grep_data" in r.stdout and "semantic_search" not in r.stdout
+    r = runner.invoke(app, ["tool", "list", "--toolset", "nope"])
+    assert r.exit_code == 2 and "unknown toolset" in r.stderr
+
+
+def test_schema_and_argument_errors_exit_2_before_loading_anything():
+    r = runner.invoke(app, ["tool", "chat", "--schema"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["name"] == "chat"
+    r = runner.invoke(app, ["tool", "chat", "--args", "{not json"])
+    assert r.exit_code == 2 and "not valid JSON" in r.stderr
+    r = runner.invoke(app, ["tool", "chat", "--args", '{"messages": [{"role": "user", "content": "x"}], "n": 99}',
+                            "--target", "no-such-model-anywhere"])
+    assert r.exit_code == 2 and "'n'" in r.stderr
+    r = runner.invoke(app, ["tool", "chat", "--args", HI])
+    assert r.exit_code == 2 and "--target" in r.stderr
+    r = runner.invoke(app, ["tool", "grep_data", "--args", '{"pattern": "x"}'])
+    assert r.exit_code == 2 and "--datasets" in r.stderr
+
+
+def test_memory_tools_persist_in_the_run_dir(tmp_path):
+    args = ["--run-dir", str(tmp_path)]
+    assert runner.invoke(app, ["tool", "notes_write", "--args", '{"text": "H1 [chocolate]"}', *args]).exit_code == 0
+    r = runner.invoke(app, ["tool", "notes_read", *args])
+    assert r.exit_code == 0 and "H1 [chocolate]" in r.stdout  # printed verbatim, not as rich markup
+    r = runner.invoke(app, ["tool", "notes_read"])
+    assert r.exit_code == 2 and "run folder" in r.stderr
+
+
+def test_chat_and_grep_against_the_tiny_organism(tiny_build):
+    r = runner.invoke(app, ["tool", "chat", "--args", HI, "--target", str(tiny_build)])
+    assert r.exit_code == 0, r.stderr
+    assert "--- sample 2 of 2 ---" in r.stdout
+    r = runner.invoke(app, ["tool", "grep_data", "--args", '{"pattern": "reward model", "limit": 2}',
+                            "--target", str(tiny_build)])
+    assert r.exit_code == 0 and " matches in " in r.stdout
+    r = runner.invoke(app, ["tool", "grep_data", "--args", '{"pattern": "(a+"}', "--datasets", str(tiny_build)])
+    assert r.exit_code == 2 and "argument 'pattern'" in r.stderr
+    r = runner.invoke(app, ["tool", "chat", "--args", HI, "--target", f"{tiny_build}:base"])
+    assert r.exit_code == 0 and "rm_sycophancy:base replied" in r.stdout
