@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.report import Match, Report, Score
+from agent.report import Match, Report, Score, recall_by_split
 from target_models.spec import Spec
 
 CALIBRATION_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "calibration"
@@ -283,12 +283,7 @@ def grade(report: Report, spec: Spec, th: Thresholds = DEFAULT_THRESHOLDS) -> Sc
     matches = [Match(claim=claims[i], behaviour_id=spec.behaviours[j].id, similarity=round(float(cos[i, j]), 4))
                for i, j in sorted(pairs)]
     found_ids = {m.behaviour_id for m in matches}
-    per_split = {}
-    for split in ("train", "test"):
-        ids = [b.id for b in spec.split(split)]
-        hit = [i for i in ids if i in found_ids]
-        per_split[split] = {"found": len(hit), "total": len(ids), "recall": len(hit) / len(ids) if ids else 0.0,
-                            "found_ids": hit, "missed_ids": [i for i in ids if i not in found_ids]}
+    per_split = recall_by_split(spec, found_ids)
     claim_rows = []
     for i, c in enumerate(claims):
         j = int(np.argmax(scores[i])) if scores.shape[1] else -1

@@ -14,7 +14,7 @@ import os
 import re
 from typing import Any
 
-from agent.report import Match, Report, Score
+from agent.report import Match, Report, Score, recall_by_split
 from target_models.spec import Spec
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
@@ -118,12 +118,7 @@ def _score_from(obj: dict[str, Any], report: Report, spec: Spec, grader: str) ->
         used_b.add(bid)
         pairs.append((i, bid, sim))
     pairs.sort()
-    per_split = {}
-    for split in ("train", "test"):
-        sids = [b.id for b in spec.split(split)]
-        hit = [x for x in sids if x in used_b]
-        per_split[split] = {"found": len(hit), "total": len(sids), "recall": len(hit) / len(sids) if sids else 0.0,
-                            "found_ids": hit, "missed_ids": [x for x in sids if x not in used_b]}
+    per_split = recall_by_split(spec, used_b)
     total = len(spec.behaviours)
     rc = obj["root_cause_correct"]
     return Score(

@@ -85,3 +85,14 @@ class Score(BaseModel):
 
 
 __all__ = ["Evidence", "BehaviourClaim", "Report", "Match", "Score"]
+
+
+def recall_by_split(spec: Any, found: set[str]) -> dict[str, dict]:
+    """Behaviours found per split (`train` / `test`) of an organism spec, given the ids a grader matched."""
+    out = {}
+    for split in ("train", "test"):
+        ids = [b.id for b in spec.split(split)]
+        hit = [i for i in ids if i in found]
+        out[split] = {"found": len(hit), "total": len(ids), "recall": len(hit) / len(ids) if ids else 0.0,
+                      "found_ids": hit, "missed_ids": [i for i in ids if i not in found]}
+    return out

@@ -26,6 +26,7 @@ from rich.console import Console
 from target_models import corpus as corpus_mod
 from target_models import data, tiny
 from target_models.base import cache_dir, load_base
+from target_models.hashing import sha256_file
 from target_models.sampling import sample
 from target_models.spec import Spec, organism_dir
 from target_models.train import TrainConfig, chat_examples, chat_ids, document_examples, train
@@ -80,14 +81,6 @@ def work_dir(spec: Spec, preset: str, out: Path) -> Path:
     if preset == "default" and out == default_out(spec, preset):
         return organism_dir(spec.name) / "build"
     return out / "work"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_rows(rows: list[dict]) -> str:

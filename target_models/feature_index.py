@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from target_models.hashing import sha256_file
 from target_models.sae import (
     Codes,
     Windows,
@@ -39,7 +40,6 @@ from target_models.sae import (
     resolve_config,
     sae_dir,
     sample_windows,
-    sha256_file,
 )
 
 if TYPE_CHECKING:

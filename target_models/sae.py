@@ -26,6 +26,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from target_models.hashing import sha256_file
 from target_models.residual import hook_name, n_layers, residual
 from target_models.sae_train import train_topk
 
@@ -276,12 +277,6 @@ def _organism(org_or_build: Organism | Build | str | Path) -> Organism:
 
 def codes_path(org: Organism, work: Path | None = None) -> Path:
     return Path(work or org.build().work) / "sae_codes.npz"
-
-
-def sha256_file(path: Path) -> str:
-    from target_models.build import sha256_file as digest  # lazy: build.py calls into this module
-
-    return digest(path)
 
 
 def save_codes(path: Path, codes: Codes, windows: Windows, sae_sha: str) -> None:

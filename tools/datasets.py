@@ -8,13 +8,13 @@ document (47k documents: the per-call overhead alone would be most of the grep b
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from target_models.hashing import sha256_file
 from tools.base import ToolContext, ToolError
 
 VISIBLE_COLUMNS = ("id", "text", "messages")
@@ -55,14 +55,6 @@ class Dataset:
 
 def render_chat(messages: list[dict]) -> str:
     return "\n\n".join(f"[{m.get('role', '?')}]\n{m.get('content', '')}" for m in messages)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load(path: Path, name: str) -> Dataset:
