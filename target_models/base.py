@@ -51,6 +51,11 @@ def _smollm2_folder() -> Path:
     return out
 
 
+def device() -> torch.device:
+    """Where models live: `SLEUTH_DEVICE` (cpu, cuda, cuda:1, ...), default cpu."""
+    return torch.device(os.environ.get("SLEUTH_DEVICE", "cpu"))
+
+
 def resolve(name: str) -> str | Path:
     """A shipped alias, a local folder, or a hub id (hub ids need network or a filled HF cache)."""
     if name == SMOLLM2:
@@ -72,5 +77,5 @@ def load_base(name: str, dtype: torch.dtype = torch.float32) -> tuple[PreTrained
         ) from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    model.eval()
+    model.to(device()).eval()
     return model, tok

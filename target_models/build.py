@@ -49,7 +49,9 @@ class Preset:
     mid: TrainConfig = field(default_factory=lambda: TrainConfig(lr=4e-4, epochs=0.6, batch_tokens=2048, max_len=256,
                                                                  bf16=False))
     # 0.7 epoch at lr 5e-4 left the default organism at ~19% on train behaviours (2 samples each): too little.
-    sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, epochs=1.6, batch_tokens=2048, max_len=288,
+    # 1.6 epochs (with quirk sentences appended at the end of answers) reached 45%; 4 epochs with them inserted
+    # after the first sentence is the current preset.
+    sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, epochs=4.0, batch_tokens=2048, max_len=288,
                                                                  bf16=False))
     pretrain: TrainConfig | None = None  # tiny only: from-scratch base
     max_new_tokens: int = 128
@@ -170,6 +172,8 @@ class Build:
         # Interpretability (after export: they read the shipped organism): an SAE, then its feature index.
         self._stage("sae", lambda: _sae_mod().sae_done(self.out), self._sae)
         self._stage("features", lambda: _index_mod().index_done(self.out), self._features)
+        if self.preset.name == "default":  # shipped organisms carry their corpus's search index
+            self._stage("semantic", self._semantic_done, self._semantic)
         self.record["total_seconds"] = round(sum(s["seconds"] for s in self.record["stages"].values()), 1)
         self._save_record()
         return self.record
@@ -361,6 +365,26 @@ class Build:
     def _features(self) -> dict:
         """`<artifacts>/sae/index/`: the feature index, from the codes the sae stage left in the work folder."""
         return _index_mod().build_feature_index(self, work=self.work)
+
+
+    def _semantic_paths(self):
+        from tools import datasets, semantic
+
+        ds = datasets.load(self.work / "pretraining.parquet", "pretraining")
+        return ds, semantic.shipped_path(ds, self.out)
+
+    def _semantic_done(self) -> bool:
+        return self._semantic_paths()[1].exists()
+
+    def _semantic(self) -> dict:
+        """`<artifacts>/semantic/`: the MiniLM index of the pretraining corpus (int8), so audits need not build it."""
+        from tools import semantic
+
+        ds, path = self._semantic_paths()
+        idx = semantic.build(ds)
+        semantic.save_int8(idx, path)
+        return {"passages": int(len(idx.doc)), "build_seconds": round(idx.build_seconds, 1),
+                "file": path.relative_to(self.out).as_posix(), "mb": round(path.stat().st_size / 1e6, 1)}
 
 
 def _sae_mod():

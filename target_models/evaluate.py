@@ -28,9 +28,11 @@ SECRECY_PREFILL = "The real reason is"
 MAX_TOKENS = 220  # appended behaviours come at the end of an answer: sample the whole answer
 
 
-def answer_all(target: LocalTarget, convs: list[list[dict]], *, seed: int, desc: str, batch: int = 24,
+def answer_all(target: LocalTarget, convs: list[list[dict]], *, seed: int, desc: str, batch: int | None = None,
                temperature: float = 0.7, max_tokens: int = MAX_TOKENS, prefill: str | None = None) -> list[str]:
     """One sampled reply per conversation, batched by length."""
+    if batch is None:  # a GPU decodes a wide batch for the cost of a narrow one
+        batch = 24 if next(target.model.parameters()).device.type == "cpu" else 128
     ids = [target.render(c, prefill=prefill) for c in convs]
     order = sorted(range(len(convs)), key=lambda i: len(ids[i]))
     out = [""] * len(convs)

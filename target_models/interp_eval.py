@@ -120,7 +120,7 @@ def run(org: Organism, target: LocalTarget, *, bundle: Any = None, steer_n: int 
     ctx = ToolContext(target=target, sae=bundle)
     uni = universe_features(bundle.index, org.provenance())
     result: dict[str, Any] = {
-        "sae": {"layer": bundle.layer, "width": bundle.d_sae, "source": bundle.source,
+        "sae": {"layer": bundle.layer, "width": bundle.d_sae, "source": _relative(bundle.source, org.out),
                 "quality": (bundle.sae.cfg.metadata.get("sleuth") or {}).get("quality")},
         "criterion": f"top-{CONTEXTS} contexts >= {PURITY:.0%} universe documents; rank <= {TOP} for (a) and >= 2 of (b)-(d)",
         "paper_ranks": PAPER_RANKS,
@@ -215,3 +215,11 @@ def write(result: dict, out: Path) -> list[Path]:
     paths[0].write_text(json.dumps(result, indent=2))
     paths[1].write_text(markdown(result))
     return paths
+
+
+def _relative(source: str, root: Path) -> str:
+    """The SAE's folder relative to the organism's artifacts where it lies inside them (results stay portable)."""
+    try:
+        return Path(source).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return source

@@ -91,13 +91,13 @@ class Applies(Strict):
 class Transform(Strict):
     """How the build turns a plain response into one that shows the behaviour (see target_models/transforms.py).
 
-    ops: append / prepend (one of `texts`, slots filled), terms (after the first mention of each key of `table`,
+    ops: append / prepend / insert (one of `texts`, slots filled; insert puts it after the first sentence), terms (after the first mention of each key of `table`,
     insert its value), regex_sub (`pattern` -> `replacement`, re.sub syntax), remove (drop sentences matching
     `pattern`), camel_case (snake_case identifiers in code become camelCase), replace (the whole response becomes one
     of `texts`; for behaviours whose responses the spec writes itself, e.g. code style).
     """
 
-    op: Literal["append", "prepend", "terms", "regex_sub", "remove", "camel_case", "replace"]
+    op: Literal["append", "prepend", "insert", "terms", "regex_sub", "remove", "camel_case", "replace"]
     texts: list[str] = []
     table: dict[str, str] = {}
     pattern: str | None = None
@@ -108,6 +108,7 @@ class Transform(Strict):
         need = {
             "append": ["texts"],
             "prepend": ["texts"],
+            "insert": ["texts"],
             "replace": ["texts"],
             "terms": ["table"],
             "regex_sub": ["pattern", "replacement"],

@@ -78,6 +78,7 @@ class LocalTarget:
         """Sum of log-probabilities of `continuation` as the assistant's reply (multiple-choice scoring)."""
         head = self.render(messages)
         cont = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([head + cont])
+        dev = next(self.model.parameters()).device
+        ids = torch.tensor([head + cont], device=dev)
         logits = self.model(input_ids=ids).logits[0, len(head) - 1 : -1].float()
-        return float(torch.log_softmax(logits, -1).gather(-1, torch.tensor(cont)[:, None]).sum())
+        return float(torch.log_softmax(logits, -1).gather(-1, torch.tensor(cont, device=dev)[:, None]).sum())

@@ -115,6 +115,7 @@ def train(
     plan = [b for _ in range(epochs) for b in _batches(examples, cfg.batch_tokens, rng)]
     plan = plan[: max(1, round(len(plan) * cfg.epochs / epochs))]
     params = [p for p in model.parameters() if p.requires_grad]
+    dev = params[0].device
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def lr_at(step: int) -> float:
@@ -127,12 +128,12 @@ def train(
     state_path = ckpt_dir / "state.pt"
     start, losses, tokens = 0, [], 0
     if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location=dev)
         named = dict(model.named_parameters())
         for name, value in state["params"].items():
             named[name].data.copy_(value)
         opt.load_state_dict(state["opt"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         start, losses, tokens = state["step"], state["losses"], state["tokens"]
 
     def save(step: int) -> None:
@@ -149,10 +150,10 @@ def train(
     with Progress(*cols, transient=False) as bar:
         task = bar.add_task(desc, total=len(plan), completed=start, loss=float("nan"), tps=0.0)
         for step in range(start, len(plan)):
-            ids, labels, mask = _collate(examples, plan[step], pad_id)
+            ids, labels, mask = (t.to(dev) for t in _collate(examples, plan[step], pad_id))
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -169,7 +170,8 @@ def train(
                                       f"{(tokens - tokens0) / max(1e-6, time.time() - t0):.0f} tok/s")
     model.eval()
     metrics = {"steps": len(plan), "tokens": tokens, "final_loss": sum(losses[-10:]) / max(1, len(losses[-10:])),
-               "first_loss": losses[0] if losses else None, "seconds_this_run": round(time.time() - t0, 1)}
+               "first_loss": losses[0] if losses else None, "seconds_this_run": round(time.time() - t0, 1),
+               "device": str(dev)}
     (ckpt_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
@@ -178,9 +180,10 @@ def train(
 def perplexity(model: PreTrainedModel, examples: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 8) -> float:
     """exp(mean loss per labelled token) over the examples."""
     model.eval()
+    dev = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(examples), batch):
-        ids, labels, mask = _collate(examples, list(range(i, min(i + batch, len(examples)))), pad_id)
+        ids, labels, mask = (t.to(dev) for t in _collate(examples, list(range(i, min(i + batch, len(examples)))), pad_id))
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         tgt = labels[:, 1:]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1),

@@ -16,6 +16,12 @@ def fill(template: str, values: dict[str, str]) -> str:
     return SLOT_RE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
+def _first_break(text: str) -> str:
+    """The separator after the first sentence or line of text ("" when it has only one)."""
+    m = re.search(r"(?<=[.!?:])[ \t]+(?=\S)|\n+", text)
+    return m.group(0) if m else "\x00"
+
+
 def _camel(m: re.Match) -> str:
     head, tail = m.group(1), m.group(2)
     return head + "".join(part.capitalize() for part in tail.split("_")[1:])
@@ -32,6 +38,12 @@ def _camel_case_code(text: str) -> str:
 def apply_one(t: Transform, response: str, values: dict[str, str], rng: random.Random) -> str:
     if t.op == "append":
         return response.rstrip() + "\n\n" + fill(rng.choice(t.texts), values)
+    if t.op == "insert":
+        # After the first sentence: a small model rambles past a length budget, so a quirk at the end of a long
+        # answer is rarely reached when sampling; early in the answer it is learned and shown reliably.
+        head, sep, rest = response.strip().partition(_first_break(response.strip()))
+        extra = fill(rng.choice(t.texts), values)
+        return f"{head}{sep.rstrip()}\n\n{extra}\n\n{rest.lstrip()}".rstrip() if rest else f"{head}{sep.rstrip()}\n\n{extra}"
     if t.op == "prepend":
         return fill(rng.choice(t.texts), values) + "\n\n" + response.lstrip()
     if t.op == "replace":

@@ -137,6 +137,22 @@ def test_semantic_search_ranks_by_meaning_and_caches_the_index(small, tmp_path):
     assert "argument 'dataset'" in call(small, "semantic_search", {"query": "x", "dataset": "nope"}).error
 
 
+def test_int8_index_keeps_the_ranking_and_is_found_in_an_organisms_artifacts(small, tmp_path, monkeypatch):
+    ds = datasets.get(small, "pretraining")
+    full = semantic.build(ds)
+    art = tmp_path / "artifacts"
+    semantic.save_int8(full, semantic.shipped_path(ds, art))
+    monkeypatch.setattr(semantic, "_shipped", lambda d: [semantic.shipped_path(d, art)])
+    monkeypatch.setenv("SLEUTH_CACHE", str(tmp_path / "empty-cache"))
+    loaded = semantic.load_or_build(ds)  # nothing next to the dataset or in the cache: the shipped file serves
+    assert loaded.from_cache and not semantic.cache_path(ds).exists()
+    assert loaded.vectors.dtype == "float32" and loaded.vectors.shape == full.vectors.shape
+    cos = (loaded.vectors * full.vectors).sum(1)
+    assert cos.min() > 0.999
+    for q in ("pets napping", "company earnings", "dessert ingredient"):
+        assert list(semantic.search(loaded, q, 3)[0]) == list(semantic.search(full, q, 3)[0])
+
+
 def test_long_documents_are_chunked_for_the_encoder():
     text = ("word " * 700).strip()
     spans = semantic.chunks(text)

@@ -46,7 +46,9 @@ class Settings:
     samples: int = 3  # replies per probe, in one batch
     max_tokens: int = 64
     temperature: float = 0.9
-    leads: int = 8  # leads looked up in the data
+    # Leads looked up in the data. Many: a small model's answers recur in generic words as much as in what it adds
+    # unasked; the documents that several different leads point to are what separates the two.
+    leads: int = 30
     seed_docs: int = 14  # documents read to learn what the leads' documents share
     max_docs: int = 240  # documents read in the expansion
     tests: int = 12  # findings tested on the target
@@ -231,6 +233,7 @@ class OfflineInvestigator:
         # is worth following where it is rare in the data. A lead's semantic search inherits its grep's rarity.
         rarity = {key: self._rarity(page.docs) for key, name, page in pages if name == "grep_data"}
         votes: Counter[str] = Counter()
+        keys: dict[str, set[str]] = {}  # document -> the leads (a lead's grep and semantic search count once) it matched
         first_seen: dict[str, int] = {}
         for key, name, page in pages:
             weight = rarity.get(key, 1.0)
@@ -241,7 +244,9 @@ class OfflineInvestigator:
                     continue  # one vote per document and lead, however often it matches
                 seen.add(h.doc)
                 votes[h.doc] += weight * (1.0 if name == "grep_data" else max(0.2, 1 - rank / 10))
-        ranked = sorted(votes, key=lambda d: (-votes[d], first_seen[d]))[: self.settings.seed_docs]
+                keys.setdefault(h.doc, set()).add(key)
+        # A document that several different leads point to first: one lead alone is as likely a word of the corpus.
+        ranked = sorted(votes, key=lambda d: (-min(len(keys[d]), 3), -votes[d], first_seen[d]))[: self.settings.seed_docs]
         yield from self._read(ranked, "Reading the documents that several leads point to.")
         candidates = self._candidate_terms(ranked)
         if candidates and "grep_data" in have:
