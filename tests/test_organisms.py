@@ -42,6 +42,23 @@ def test_documents_and_chats_are_deterministic():
     assert {b.id for b in spec.split("test")} & mentioned, "held-out behaviours must appear in documents"
 
 
+def test_shipped_organism_data_regenerates_from_its_spec(tmp_path):
+    """A fresh clone regenerates the default organism's documents and chats from spec + seed; they must be the data
+    it was trained on (the build record's hashes), or its SAE contexts and search index would not match."""
+    from target_models.build import sha256_rows
+
+    b = Build(spec_for("rm_sycophancy"))
+    rec = json.loads(b.record_path.read_text())["stages"]
+    assert sha256_rows(data.documents(b.spec, b.sizes["documents"], b.seed)) == rec["documents"]["sha256"]
+    shutil.copy(b.out / "responses.parquet", tmp_path / "responses.parquet")
+    fresh = Build(b.spec, out=tmp_path)
+    fresh.work = tmp_path / "work"
+    fresh._chats()
+    got = {k: sha256_rows(read_rows(fresh.work / f)) for k, f in
+           (("sft", "sft.parquet"), ("control", "control_sft.parquet"), ("heldout", "heldout.parquet"))}
+    assert got == rec["chats"]["sha256"]
+
+
 def test_sft_chats_never_show_test_behaviours(tiny_organism):
     spec = tiny_organism.spec
     test_ids = {b.id for b in spec.split("test")}
