@@ -231,9 +231,8 @@ class OfflineInvestigator:
                           else parse.semantic_page(r.output)))
         # A phrase found all over the corpus is its ordinary language (what any model trained on it says); a lead
         # is worth following where it is rare in the data. A lead's semantic search inherits its grep's rarity.
-        rarity = {key: self._rarity(page.docs) for key, name, page in pages if name == "grep_data"}
+        rarity = {key: self._rarity(page.docs, share=0.01) for key, name, page in pages if name == "grep_data"}
         votes: Counter[str] = Counter()
-        keys: dict[str, set[str]] = {}  # document -> the leads (a lead's grep and semantic search count once) it matched
         first_seen: dict[str, int] = {}
         for key, name, page in pages:
             weight = rarity.get(key, 1.0)
@@ -244,9 +243,9 @@ class OfflineInvestigator:
                     continue  # one vote per document and lead, however often it matches
                 seen.add(h.doc)
                 votes[h.doc] += weight * (1.0 if name == "grep_data" else max(0.2, 1 - rank / 10))
-                keys.setdefault(h.doc, set()).add(key)
-        # A document that several different leads point to first: one lead alone is as likely a word of the corpus.
-        ranked = sorted(votes, key=lambda d: (-min(len(keys[d]), 3), -votes[d], first_seen[d]))[: self.settings.seed_docs]
+        # The documents that the most (rare) leads point to: one lead alone is as likely a word of the corpus, and a
+        # word found in more than 1% of the corpus is mostly its ordinary language.
+        ranked = sorted(votes, key=lambda d: (-votes[d], first_seen[d]))[: self.settings.seed_docs]
         yield from self._read(ranked, "Reading the documents that several leads point to.")
         candidates = self._candidate_terms(ranked)
         if candidates and "grep_data" in have:
@@ -254,12 +253,12 @@ class OfflineInvestigator:
         else:
             self.k.terms = candidates[:12]
 
-    def _rarity(self, docs_hit: int) -> float:
-        """1 for a phrase in at most ~3% of the corpus (or in at most 200 documents when the size is unknown),
+    def _rarity(self, docs_hit: int, share: float = 0.03) -> float:
+        """1 for a phrase in at most `share` of the corpus (or in at most 200 documents when the size is unknown),
         less the more common it is."""
         if docs_hit <= 0:
             return 1.0
-        cap = 0.03 * self.corpus if self.corpus else 200
+        cap = share * self.corpus if self.corpus else 200
         return min(1.0, cap / docs_hit)
 
     def _read(self, ids: list[str], why: str) -> Generator[AuditorStep, Results, None]:
