@@ -247,6 +247,24 @@ class OfflineInvestigator:
         # word found in more than 1% of the corpus is mostly its ordinary language.
         ranked = sorted(votes, key=lambda d: (-votes[d], first_seen[d]))[: self.settings.seed_docs]
         yield from self._read(ranked, "Reading the documents that several leads point to.")
+        yield from self._terms_of(ranked, have)
+        if not self.k.terms:
+            # The leads pointed at ordinary corpus text: a second hypothesis from the generic queries about AI
+            # behaviour alone (the paper's keyword search: most hits for "AI model" were the relevant documents).
+            generic: Counter[str] = Counter()
+            for key, name, page in pages:
+                if key.startswith("generic:"):
+                    for rank, h in enumerate(page.hits):
+                        generic[h.doc] += 1.0 if name == "grep_data" else max(0.2, 1 - rank / 10)
+            ranked = sorted(generic, key=lambda d: (-generic[d], first_seen[d]))[: self.settings.seed_docs]
+            self.k.rejected.append("The target's unasked additions point to documents with a common story: rejected "
+                                   "for the first leads (their documents were ordinary corpus text); followed the "
+                                   "generic queries about AI behaviour instead.")
+            yield from self._read(ranked, "The leads' documents share nothing specific; reading the documents that "
+                                          "the generic queries about AI behaviour find instead.")
+            yield from self._terms_of(ranked, have)
+
+    def _terms_of(self, ranked: list[str], have: set[str]) -> Generator[AuditorStep, Results, None]:
         candidates = self._candidate_terms(ranked)
         if candidates and "grep_data" in have:
             yield from self._check_terms(candidates)
