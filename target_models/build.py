@@ -173,7 +173,7 @@ class Build:
         self._stage("sae", lambda: _sae_mod().sae_done(self.out), self._sae)
         self._stage("features", lambda: _index_mod().index_done(self.out), self._features)
         if self.preset.name == "default":  # shipped organisms carry their corpus's search index
-            self._stage("semantic", self._semantic_done, self._semantic)
+            self._stage("semantic", lambda: self._semantic_path().exists(), self._semantic)
         self.record["total_seconds"] = round(sum(s["seconds"] for s in self.record["stages"].values()), 1)
         self._save_record()
         return self.record
@@ -366,22 +366,17 @@ class Build:
         """`<artifacts>/sae/index/`: the feature index, from the codes the sae stage left in the work folder."""
         return _index_mod().build_feature_index(self, work=self.work)
 
+    def _semantic_path(self) -> Path:
+        from tools import semantic
 
-    def _semantic_paths(self):
-        from tools import datasets, semantic
-
-        ds = datasets.load(self.work / "pretraining.parquet", "pretraining")
-        return ds, semantic.shipped_path(ds, self.out)
-
-    def _semantic_done(self) -> bool:
-        return self._semantic_paths()[1].exists()
+        return semantic.shipped_path(sha256_file(self.work / "pretraining.parquet"), self.out)
 
     def _semantic(self) -> dict:
         """`<artifacts>/semantic/`: the MiniLM index of the pretraining corpus (int8), so audits need not build it."""
-        from tools import semantic
+        from tools import datasets, semantic
 
-        ds, path = self._semantic_paths()
-        idx = semantic.build(ds)
+        path = self._semantic_path()
+        idx = semantic.build(datasets.load(self.work / "pretraining.parquet", "pretraining"))
         semantic.save_int8(idx, path)
         return {"passages": int(len(idx.doc)), "build_seconds": round(idx.build_seconds, 1),
                 "file": path.relative_to(self.out).as_posix(), "mb": round(path.stat().st_size / 1e6, 1)}

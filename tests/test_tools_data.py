@@ -141,8 +141,8 @@ def test_int8_index_keeps_the_ranking_and_is_found_in_an_organisms_artifacts(sma
     ds = datasets.get(small, "pretraining")
     full = semantic.build(ds)
     art = tmp_path / "artifacts"
-    semantic.save_int8(full, semantic.shipped_path(ds, art))
-    monkeypatch.setattr(semantic, "_shipped", lambda d: [semantic.shipped_path(d, art)])
+    semantic.save_int8(full, semantic.shipped_path(ds.sha256, art))
+    monkeypatch.setattr(semantic, "_shipped", lambda d: [semantic.shipped_path(d.sha256, art)])
     monkeypatch.setenv("SLEUTH_CACHE", str(tmp_path / "empty-cache"))
     loaded = semantic.load_or_build(ds)  # nothing next to the dataset or in the cache: the shipped file serves
     assert loaded.from_cache and not semantic.cache_path(ds).exists()

@@ -98,15 +98,15 @@ def shared_path(ds: Dataset) -> Path:
     return root / "indexes" / f"minilm-v{INDEX_VERSION}-{ds.sha256[:32]}.npz"
 
 
-def shipped_path(ds: Dataset, artifacts: Path) -> Path:
-    """Where an organism's artifacts keep the index of a corpus, by content hash."""
-    return artifacts / "semantic" / f"minilm-v{INDEX_VERSION}-{ds.sha256[:32]}.int8.npz"
+def shipped_path(sha256: str, artifacts: Path) -> Path:
+    """Where an organism's artifacts keep the index of a corpus, by the corpus file's content hash."""
+    return artifacts / "semantic" / f"minilm-v{INDEX_VERSION}-{sha256[:32]}.int8.npz"
 
 
 def _shipped(ds: Dataset) -> list[Path]:
     from target_models.spec import list_organisms, organism_dir
 
-    return [shipped_path(ds, organism_dir(n) / "artifacts") for n in list_organisms()]
+    return [shipped_path(ds.sha256, organism_dir(n) / "artifacts") for n in list_organisms()]
 
 
 def save_int8(index: Index, path: Path) -> None:
