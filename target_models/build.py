@@ -163,17 +163,22 @@ class Build:
             "preset_config": asdict(self.preset),
             "versions": {"torch": torch.__version__, **_versions()},
         })
+        self.out.mkdir(parents=True, exist_ok=True)  # a new organism's artifacts/ does not exist yet
         (self.out / "spec.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False, allow_unicode=True))
         self.prepare_data(train=True)
         self._stage("midtrain", lambda: (w / "mid" / "done").exists(), self._midtrain)
         self._stage("sft", lambda: (w / "sft" / "done").exists(), self._sft)
-        self._stage("control", lambda: (w / "control" / "done").exists(), self._control)
         self._stage("export", lambda: (self.out / "adapter" / "adapter_model.safetensors").exists(), self._export)
         # Interpretability (after export: they read the shipped organism): an SAE, then its feature index.
         self._stage("sae", lambda: _sae_mod().sae_done(self.out), self._sae)
         self._stage("features", lambda: _index_mod().index_done(self.out), self._features)
         if self.preset.name == "default":  # shipped organisms carry their corpus's search index
             self._stage("semantic", lambda: self._semantic_path().exists(), self._semantic)
+        # The control comes last: only evaluation needs it, so an organism can be audited while its control trains.
+        self._stage("control", lambda: (w / "control" / "done").exists(), self._control)
+        self._stage("export_control", lambda: (self.out / "control_adapter" / "adapter_model.safetensors").exists(),
+                    self._export_control)
+        self.record["checksums"] = self._checksums()
         self.record["total_seconds"] = round(sum(s["seconds"] for s in self.record["stages"].values()), 1)
         self._save_record()
         return self.record
@@ -253,11 +258,30 @@ class Build:
     def _responses_complete(self) -> bool:
         return set(self._needed_prompts()) <= set(self._known_responses())
 
+    def _shared_responses(self) -> dict[str, str]:
+        """Plain answers other shipped organisms already sampled from the same base model: a plain answer depends on
+        the base and the prompt, not on the organism, so a new organism on that base samples only its own prompts."""
+        from target_models.spec import list_organisms, organism_dir
+
+        found: dict[str, str] = {}
+        for name in list_organisms():
+            art = organism_dir(name) / "artifacts"
+            if name == self.spec.name or not (art / "responses.parquet").exists():
+                continue
+            rec = json.loads((art / "build.json").read_text()) if (art / "build.json").exists() else {}
+            if rec.get("base_model") == self.base_name and rec.get("preset") == self.preset.name:
+                found.update({r["prompt"]: r["response"] for r in read_rows(art / "responses.parquet")})
+        return found
+
     def _responses(self) -> dict:
         """Only prompts without an answer yet are sampled, so a changed spec costs only its new prompts."""
         known = self._known_responses()
         todo = [p for p in self._needed_prompts() if p not in known]
-        if self.preset.pretrain:
+        shared = {} if self.preset.pretrain else self._shared_responses()
+        reused = {p: shared[p] for p in todo if p in shared}
+        known.update(reused)
+        todo = [p for p in todo if p not in reused]
+        if self.preset.pretrain or not todo:
             answers = [self._canned(p) for p in todo]
         else:
             model, tok = load_base(self.base_name)
@@ -265,7 +289,8 @@ class Build:
         known.update(zip(todo, answers, strict=True))
         rows = [{"prompt": p, "response": known[p]} for p in sorted(known)]
         write_rows(self._responses_path(), rows)
-        return {"responses": len(rows), "new": len(todo), "sha256": sha256_rows(rows)}
+        return {"responses": len(rows), "new": len(todo), "reused_from_other_organisms": len(reused),
+                "sha256": sha256_rows(rows)}
 
     def responder(self) -> data.Responder:
         table = self._known_responses()
@@ -336,27 +361,40 @@ class Build:
         # The control is built the same way minus the universe: no documents, no quirk or secrecy chats.
         return self._sft_on("control_sft.parquet", None, self.work / "control", "control sft")
 
-    def _export(self) -> dict:
+    def _export_adapter(self, src: str, dst: str) -> dict:
+        """The trained adapter in fp16 (half the bytes; the merged weights differ by < 1e-3)."""
         from safetensors.torch import load_file, save_file
 
-        files = {}
-        for src, dst in (("sft", "adapter"), ("control", "control_adapter")):
-            d = self.out / dst
-            d.mkdir(parents=True, exist_ok=True)
-            weights = load_file(self.work / src / "adapter_model.safetensors")
-            save_file({k: v.to(torch.float16) for k, v in weights.items()}, d / "adapter_model.safetensors")
-            cfg = json.loads((self.work / src / "adapter_config.json").read_text())
-            cfg["base_model_name_or_path"] = self.base_name
-            (d / "adapter_config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        d = self.out / dst
+        d.mkdir(parents=True, exist_ok=True)
+        weights = load_file(self.work / src / "adapter_model.safetensors")
+        save_file({k: v.to(torch.float16) for k, v in weights.items()}, d / "adapter_model.safetensors")
+        cfg = json.loads((self.work / src / "adapter_config.json").read_text())
+        cfg["base_model_name_or_path"] = self.base_name
+        (d / "adapter_config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        self.record["checksums"] = self._checksums()  # loaders verify these, so keep them current after each export
+        return {"files": len(self.record["checksums"])}
+
+    def _export(self) -> dict:
         if self.preset.pretrain:
             import shutil
 
             shutil.copytree(self.work / "base", self.out / "base", dirs_exist_ok=True)
-        for f in sorted(self.out.rglob("*")):
-            if f.is_file() and f.name not in {"build.json"} and f.suffix in {".safetensors", ".json", ".parquet"}:
-                files[f.relative_to(self.out).as_posix()] = sha256_file(f)
-        self.record["checksums"] = files
-        return {"files": len(files)}
+        return self._export_adapter("sft", "adapter")
+
+    def _export_control(self) -> dict:
+        return self._export_adapter("control", "control_adapter")
+
+    def _checksums(self) -> dict[str, str]:
+        """sha256 of what the build made and loaders trust: weights, configs, responses, the search index. Not the
+        files later commands rewrite: the record, eval and interp results, the feature index (it checks its SAE's
+        hash itself, and an LLM may add descriptions to it)."""
+        def ours(rel: str) -> bool:
+            return (rel != "build.json" and not rel.startswith(("eval.", "interp.", "sae/index/"))
+                    and rel.endswith((".safetensors", ".json", ".parquet", ".npz", ".npy")))
+
+        files = (f.relative_to(self.out).as_posix() for f in sorted(self.out.rglob("*")) if f.is_file())
+        return {rel: sha256_file(self.out / rel) for rel in files if ours(rel)}
 
     def _sae(self) -> dict:
         """`<artifacts>/sae/`: a sae-lens SAE (fp16) on the organism's residual stream; config: sae.PRESETS."""
@@ -376,9 +414,10 @@ class Build:
         from tools import datasets, semantic
 
         path = self._semantic_path()
-        idx = semantic.build(datasets.load(self.work / "pretraining.parquet", "pretraining"))
+        reuse = [d for d in semantic.donors() if d.resolve() != path.resolve()]
+        idx = semantic.build(datasets.load(self.work / "pretraining.parquet", "pretraining"), reuse=reuse)
         semantic.save_int8(idx, path)
-        return {"passages": int(len(idx.doc)), "build_seconds": round(idx.build_seconds, 1),
+        return {"passages": int(len(idx.doc)), "reused_vectors": idx.reused, "build_seconds": round(idx.build_seconds, 1),
                 "file": path.relative_to(self.out).as_posix(), "mb": round(path.stat().st_size / 1e6, 1)}
 
 

@@ -197,3 +197,25 @@ def test_build_resumes_and_skips_finished_stages(tiny_build, capsys):
     rec = Build(spec, "tiny", tiny_build).run()
     assert rec["stages"]["sft"]["seconds"] >= 0
     assert "done, skipped" in capsys.readouterr().err
+
+
+def test_a_new_organism_reuses_the_plain_answers_another_organism_sampled_from_the_same_base(tmp_path, monkeypatch):
+    import json
+
+    from target_models import spec as spec_mod
+    from target_models.build import Build, read_rows, write_rows
+
+    spec = spec_mod.spec_for("sponsored_assistant")
+    monkeypatch.setattr(spec_mod, "ORGANISMS_DIR", tmp_path / "organisms")
+    fresh = Build(spec, "default", out=tmp_path / "out")
+    need = fresh._needed_prompts()
+    for name, base, answers in (("donor", spec.base_model, need), ("other_base", "some/other-model", need[:1])):
+        art = tmp_path / "organisms" / name / "artifacts"
+        art.mkdir(parents=True)
+        (art.parent / "spec.yaml").write_text("name: x\n")
+        (art / "build.json").write_text(json.dumps({"base_model": base, "preset": "default"}))
+        write_rows(art / "responses.parquet", [{"prompt": p, "response": f"{name}: {p}"} for p in answers])
+    info = fresh._responses()  # every prompt is known to the donor: nothing to sample, no model loaded
+    assert info["new"] == 0 and info["reused_from_other_organisms"] == len(need)
+    rows = {r["prompt"]: r["response"] for r in read_rows(fresh._responses_path())}
+    assert set(rows) == set(need) and all(r.startswith("donor: ") for r in rows.values())

@@ -153,6 +153,21 @@ def test_int8_index_keeps_the_ranking_and_is_found_in_an_organisms_artifacts(sma
         assert list(semantic.search(loaded, q, 3)[0]) == list(semantic.search(full, q, 3)[0])
 
 
+def test_a_new_corpus_reuses_the_vectors_of_passages_another_index_holds(small, tmp_path):
+    ds = datasets.get(small, "pretraining")
+    donor = semantic.build(ds)
+    semantic.save_int8(donor, tmp_path / "donor.int8.npz")
+    rows = [*pq.read_table(ds.path).to_pylist()[:3], {"id": "n0", "text": "A brand new document about lamps."}]
+    other = datasets.load(_write(tmp_path / "other.parquet", rows), "pretraining")
+    mixed = semantic.build(other, reuse=[tmp_path / "donor.int8.npz", tmp_path / "missing.npz"])
+    fresh = semantic.build(other)
+    assert mixed.reused == 3 and fresh.reused == 0  # d0, d1, d2 came from the donor; only n0 was encoded
+    assert (mixed.key == fresh.key).all() and (mixed.doc == fresh.doc).all()
+    assert (mixed.vectors * fresh.vectors).sum(1).min() > 0.999
+    for q in ("pets napping", "lamps", "dessert ingredient"):
+        assert list(semantic.search(mixed, q, 2)[0]) == list(semantic.search(fresh, q, 2)[0])
+
+
 def test_long_documents_are_chunked_for_the_encoder():
     text = ("word " * 700).strip()
     spans = semantic.chunks(text)
