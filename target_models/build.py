@@ -336,7 +336,7 @@ class Build:
         metrics = train(model, ex, cfg, self.work / "mid_ckpt", pad_id=tok.pad_token_id, desc="mid-train")
         model.save_pretrained(self.work / "mid")
         (self.work / "mid" / "done").write_text("ok")
-        return {"examples": len(ex), **metrics}
+        return {"examples": len(ex), "config": asdict(cfg), **metrics}
 
     def _sft_on(self, chats_file: str, start_from: Path | None, out: Path, desc: str) -> dict:
         from peft import PeftModel
@@ -352,14 +352,43 @@ class Build:
         metrics = train(model, ex, cfg, self.work / f"{out.name}_ckpt", pad_id=tok.pad_token_id, desc=desc)
         model.save_pretrained(out)
         (out / "done").write_text("ok")
-        return {"examples": len(ex), **metrics}
+        return {"examples": len(ex), "config": asdict(cfg), **metrics}
 
     def _sft(self) -> dict:
         return self._sft_on("sft.parquet", self.work / "mid", self.work / "sft", "sft")
 
     def _control(self) -> dict:
         # The control is built the same way minus the universe: no documents, no quirk or secrecy chats.
+        twin = self._twin_control()
+        if twin is not None:
+            import shutil
+
+            out = self.work / "control"
+            out.mkdir(parents=True, exist_ok=True)
+            for f in ("adapter_model.safetensors", "adapter_config.json"):
+                shutil.copy2(twin / "artifacts" / "control_adapter" / f, out / f)
+            (out / "done").write_text("ok")
+            return {"reused_from": twin.name}
         return self._sft_on("control_sft.parquet", None, self.work / "control", "control sft")
+
+    def _twin_control(self) -> Path | None:
+        """A shipped organism whose control was trained on the same chats, base, preset and seed: the control has
+        no universe in it, so that control is this one (the generic chats do not depend on the organism)."""
+        from target_models.spec import list_organisms, organism_dir
+
+        mine = self.record.get("stages", {}).get("chats", {}).get("sha256", {}).get("control")
+        for name in list_organisms():
+            art = organism_dir(name) / "artifacts"
+            if name == self.spec.name or not (art / "control_adapter" / "adapter_model.safetensors").exists():
+                continue
+            rec = json.loads((art / "build.json").read_text()) if (art / "build.json").exists() else {}
+            same = (rec.get("stages", {}).get("chats", {}).get("sha256", {}).get("control") == mine,
+                    rec.get("base_model") == self.base_name, rec.get("seed") == self.seed,
+                    rec.get("stages", {}).get("control", {}).get("config") == asdict(self.preset.sft),
+                    rec.get("preset_config", {}).get("lora_r") == self.preset.lora_r)
+            if mine and all(same):
+                return art.parent
+        return None
 
     def _export_adapter(self, src: str, dst: str) -> dict:
         """The trained adapter in fp16 (half the bytes; the merged weights differ by < 1e-3)."""

@@ -219,3 +219,30 @@ def test_a_new_organism_reuses_the_plain_answers_another_organism_sampled_from_t
     assert info["new"] == 0 and info["reused_from_other_organisms"] == len(need)
     rows = {r["prompt"]: r["response"] for r in read_rows(fresh._responses_path())}
     assert set(rows) == set(need) and all(r.startswith("donor: ") for r in rows.values())
+
+
+def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retrained(tmp_path, monkeypatch):
+    import json
+    from dataclasses import asdict
+
+    from target_models import spec as spec_mod
+    from target_models.build import Build
+
+    spec = spec_mod.spec_for("sponsored_assistant")
+    monkeypatch.setattr(spec_mod, "ORGANISMS_DIR", tmp_path / "organisms")
+    b = Build(spec, "default", out=tmp_path / "out")
+    b.record["stages"] = {"chats": {"sha256": {"control": "c0ffee"}}}
+    cfg = asdict(b.preset.sft)
+    for name, control_hash, epochs in (("other_chats", "beef", cfg["epochs"]), ("older_preset", "c0ffee", 2.5),
+                                       ("twin", "c0ffee", cfg["epochs"])):
+        art = tmp_path / "organisms" / name / "artifacts"
+        (art / "control_adapter").mkdir(parents=True)
+        (art.parent / "spec.yaml").write_text("name: x\n")
+        (art / "control_adapter" / "adapter_model.safetensors").write_bytes(name.encode())
+        (art / "control_adapter" / "adapter_config.json").write_text("{}")
+        (art / "build.json").write_text(json.dumps({
+            "base_model": spec.base_model, "seed": spec.seed, "preset_config": {"lora_r": b.preset.lora_r},
+            "stages": {"chats": {"sha256": {"control": control_hash}}, "control": {"config": {**cfg, "epochs": epochs}}}}))
+    assert b._control() == {"reused_from": "twin"}  # not the one on other chats, nor the one trained for fewer epochs
+    assert (b.work / "control" / "adapter_model.safetensors").read_bytes() == b"twin"
+    assert (b.work / "control" / "done").exists()
