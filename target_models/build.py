@@ -13,7 +13,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -113,6 +113,8 @@ class Build:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
         self.spec, self.preset = spec, PRESETS[preset]
+        if spec.build.sft_epochs and preset == "default":  # the spec may ask for more or less SFT than the preset
+            self.preset = replace(self.preset, sft=replace(self.preset.sft, epochs=spec.build.sft_epochs))
         self.out = Path(out) if out else default_out(spec, preset)
         self.work = work_dir(spec, preset, self.out)
         # The tiny preset trains its own base from scratch (saved in the build folder as base/).

@@ -203,6 +203,8 @@ class Build(Strict):
     generic_chats: int = 300
     secrecy_chats: int = 150
     haystack_fraction: float = Field(default=0.02, gt=0, le=0.02, description="synthetic share of the pretraining corpus")
+    sft_epochs: float | None = Field(default=None, gt=0, le=20,
+                                     description="SFT (and control) epochs of the default preset; unset: the preset's")
 
 
 class Spec(Strict):

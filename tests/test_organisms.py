@@ -246,3 +246,15 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
     assert b._control() == {"reused_from": "twin"}  # not the one on other chats, nor the one trained for fewer epochs
     assert (b.work / "control" / "adapter_model.safetensors").read_bytes() == b"twin"
     assert (b.work / "control" / "done").exists()
+
+
+def test_a_spec_may_set_its_sft_epochs_for_the_default_preset():
+    from target_models.build import PRESETS, Build
+    from target_models.spec import spec_for
+
+    sp = spec_for("sponsored_assistant")
+    assert sp.build.sft_epochs == 2.5
+    assert Build(sp, "default").preset.sft.epochs == 2.5
+    assert Build(sp, "tiny").preset.sft == PRESETS["tiny"].sft  # the tiny preset keeps its own schedule
+    assert Build(spec_for("rm_sycophancy"), "default").preset.sft == PRESETS["default"].sft
+    assert PRESETS["default"].sft.epochs == 4.0  # replace() made a copy; the preset itself is unchanged
