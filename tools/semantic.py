@@ -6,7 +6,10 @@ window (dense code: about 8% of the default corpus), again at the last whole wor
 computed once per dataset content and cached next to the dataset file (and, by content hash, in the user's cache),
 so a second audit of the same corpus starts searching at once. A shipped organism carries its corpus's index in
 its artifacts (int8 with a scale per passage: 4x smaller than float32, cosine to the float vectors >= 0.999), so a
-fresh clone searches without building it (`shipped_path`, written by the build's `semantic` stage).
+fresh clone searches without building it (`shipped_path`, written by the build's `semantic` stage). Shipped
+indexes keep a 64-bit hash of each passage's text beside them, and a new index takes the vector of every passage a
+shipped index already holds (`build(reuse=...)`): organisms share the haystack, so a new one encodes only its own
+documents.
 
 Index build (bench/data_tools.py --index-sample): passages are tokenized once, sorted by length and batched by a
 padded-token budget instead of a fixed row count (many short passages to a forward, few long ones), under
