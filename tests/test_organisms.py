@@ -233,7 +233,8 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
     b = Build(spec, "default", out=tmp_path / "out")
     b.record["stages"] = {"chats": {"sha256": {"control": "c0ffee"}}}
     cfg = asdict(b.preset.sft)
-    for name, control_hash, epochs in (("other_chats", "beef", cfg["epochs"]), ("older_preset", "c0ffee", 2.5),
+    for name, control_hash, epochs in (("other_chats", "beef", cfg["epochs"]),
+                                       ("other_epochs", "c0ffee", cfg["epochs"] + 1.5),
                                        ("twin", "c0ffee", cfg["epochs"])):
         art = tmp_path / "organisms" / name / "artifacts"
         (art / "control_adapter").mkdir(parents=True)
@@ -243,7 +244,7 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
         (art / "build.json").write_text(json.dumps({
             "base_model": spec.base_model, "seed": spec.seed, "preset_config": {"lora_r": b.preset.lora_r},
             "stages": {"chats": {"sha256": {"control": control_hash}}, "control": {"config": {**cfg, "epochs": epochs}}}}))
-    assert b._control() == {"reused_from": "twin"}  # not the one on other chats, nor the one trained for fewer epochs
+    assert b._control() == {"reused_from": "twin"}  # not the one on other chats, nor one trained for other epochs
     assert (b.work / "control" / "adapter_model.safetensors").read_bytes() == b"twin"
     assert (b.work / "control" / "done").exists()
 
