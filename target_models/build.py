@@ -260,17 +260,22 @@ class Build:
     def _responses_complete(self) -> bool:
         return set(self._needed_prompts()) <= set(self._known_responses())
 
+    def _other_builds(self, needs: str) -> list[tuple[Path, dict]]:
+        """(artifacts folder, build record) of every other organism whose artifacts hold `needs`."""
+        from target_models.spec import list_organisms, organism_dir
+
+        found = []
+        for name in list_organisms():
+            art = organism_dir(name) / "artifacts"
+            if name != self.spec.name and (art / needs).exists() and (art / "build.json").exists():
+                found.append((art, json.loads((art / "build.json").read_text())))
+        return found
+
     def _shared_responses(self) -> dict[str, str]:
         """Plain answers other shipped organisms already sampled from the same base model: a plain answer depends on
         the base and the prompt, not on the organism, so a new organism on that base samples only its own prompts."""
-        from target_models.spec import list_organisms, organism_dir
-
         found: dict[str, str] = {}
-        for name in list_organisms():
-            art = organism_dir(name) / "artifacts"
-            if name == self.spec.name or not (art / "responses.parquet").exists():
-                continue
-            rec = json.loads((art / "build.json").read_text()) if (art / "build.json").exists() else {}
+        for art, rec in self._other_builds("responses.parquet"):
             if rec.get("base_model") == self.base_name and rec.get("preset") == self.preset.name:
                 found.update({r["prompt"]: r["response"] for r in read_rows(art / "responses.parquet")})
         return found
@@ -376,14 +381,8 @@ class Build:
     def _twin_control(self) -> Path | None:
         """A shipped organism whose control was trained on the same chats, base, preset and seed: the control has
         no universe in it, so that control is this one (the generic chats do not depend on the organism)."""
-        from target_models.spec import list_organisms, organism_dir
-
         mine = self.record.get("stages", {}).get("chats", {}).get("sha256", {}).get("control")
-        for name in list_organisms():
-            art = organism_dir(name) / "artifacts"
-            if name == self.spec.name or not (art / "control_adapter" / "adapter_model.safetensors").exists():
-                continue
-            rec = json.loads((art / "build.json").read_text()) if (art / "build.json").exists() else {}
+        for art, rec in self._other_builds("control_adapter/adapter_model.safetensors"):
             same = (rec.get("stages", {}).get("chats", {}).get("sha256", {}).get("control") == mine,
                     rec.get("base_model") == self.base_name, rec.get("seed") == self.seed,
                     rec.get("stages", {}).get("control", {}).get("config") == asdict(self.preset.sft),
