@@ -14,6 +14,8 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from target_models.sampling import head_split
+
 IGNORE = -100
 
 
@@ -154,7 +156,7 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                loss = labelled_loss(model, ids, mask, labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
@@ -176,6 +178,22 @@ def train(
     return metrics
 
 
+def labelled_loss(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy over the labelled positions. The unembedding runs only there: SFT trains on the
+    assistant's tokens, and for SmolLM2 the 49k-word unembedding (with its loss) is a fifth of a step's compute
+    over every position (bench/training.py)."""
+    tgt = labels[:, 1:]
+    keep = tgt != IGNORE
+    split = head_split(model)
+    if split is None:
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep]
+    else:
+        decoder, head = split
+        logits = head(decoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), tgt[keep], reduction=reduction)
+
+
 @torch.no_grad()
 def perplexity(model: PreTrainedModel, examples: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 8) -> float:
     """exp(mean loss per labelled token) over the examples."""
@@ -184,10 +202,6 @@ def perplexity(model: PreTrainedModel, examples: list[tuple[list[int], list[int]
     total, count = 0.0, 0
     for i in range(0, len(examples), batch):
         ids, labels, mask = (t.to(dev) for t in _collate(examples, list(range(i, min(i + batch, len(examples)))), pad_id))
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        tgt = labels[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1),
-                                                 ignore_index=IGNORE, reduction="sum")
-        total += float(loss)
-        count += int((tgt != IGNORE).sum())
+        total += float(labelled_loss(model, ids, mask, labels, reduction="sum"))
+        count += int((labels[:, 1:] != IGNORE).sum())
     return math.exp(total / max(1, count))

@@ -13,7 +13,7 @@ from target_models.base import BaseModelError, load_base
 from target_models.build import Build, read_rows
 from target_models.organism import ArtifactError, open_organism
 from target_models.spec import spec_for
-from target_models.train import TrainConfig, train
+from target_models.train import IGNORE, TrainConfig, labelled_loss, train
 from target_models.transforms import apply_behaviour
 
 
@@ -160,6 +160,42 @@ def test_training_resumes_after_a_kill(tmp_path):
     assert metrics["steps"] == json.loads((tmp_path / "a" / "metrics.json").read_text())["steps"]
     for (n, a), (_, b) in zip(whole.named_parameters(), resumed.named_parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), n
+
+
+def test_the_loss_over_labelled_positions_equals_the_models_own_loss_and_gradients():
+    """labelled_loss unembeds only where a label is (the assistant's tokens); loss and LoRA gradients must be the
+    model's own, for a peft-wrapped model and a plain one, with prompts and padding ignored."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from target_models.sampling import head_split
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=2))
+    ids = torch.randint(1, 64, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[2, 9:] = 0  # a padded row
+    labels = ids.clone()
+    labels[:, :5] = IGNORE  # the prompt
+    labels[mask == 0] = IGNORE
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    assert head_split(peft) is not None  # the fast path, seen through the peft wrapper
+    grads = []
+    for fn in (lambda: peft(input_ids=ids, attention_mask=mask, labels=labels).loss,
+               lambda: labelled_loss(peft, ids, mask, labels)):
+        loss = fn()
+        loss.backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in peft.parameters() if p.requires_grad]))
+        peft.zero_grad(set_to_none=True)
+    (l0, g0), (l1, g1) = grads
+    assert torch.allclose(l0, l1, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g0, g1, strict=True))
+    plain = LlamaForCausalLM(base.config)
+    with torch.no_grad():
+        total = labelled_loss(plain, ids, mask, labels, reduction="sum")
+        assert torch.allclose(total / (labels[:, 1:] != IGNORE).sum(), plain(input_ids=ids, attention_mask=mask,
+                                                                              labels=labels).loss, atol=1e-6)
 
 
 def test_transforms_make_every_behaviour_detectable():

@@ -61,3 +61,20 @@ def test_rows_that_stop_leave_the_batch_without_changing_the_others(tiny_target)
     for f, s in zip(free, stopped, strict=True):
         cut = f.index(stop) if stop in f else len(f)
         assert s == f[:cut]
+
+
+def test_picks_follow_the_softmax_and_top_p_drops_the_tail():
+    from target_models.sampling import _pick
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05, 0.0]]))
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.bincount(torch.cat([_pick(logits, 1.0, 1.0, [gen]) for _ in range(4000)]), minlength=5)
+    assert counts[4] == 0  # zero probability is never picked
+    freq = counts.double() / 4000
+    assert torch.allclose(freq[:4], torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64), atol=0.03)
+    nucleus = torch.cat([_pick(logits, 1.0, 0.7, [gen]) for _ in range(2000)])
+    assert set(nucleus.tolist()) == {0, 1}  # 0.5 + 0.3 reaches top_p 0.7; the rest is cut
+    sharp = torch.cat([_pick(logits, 0.1, 1.0, [gen]) for _ in range(500)])
+    assert (sharp == 0).double().mean() > 0.95  # low temperature concentrates on the mode
+    rows = _pick(logits.repeat(3, 1), 1.0, 1.0, [torch.Generator().manual_seed(s) for s in (1, 1, 2)])
+    assert rows.shape == (3,) and rows[0] == rows[1]  # each row draws from its own generator
