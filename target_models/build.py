@@ -108,6 +108,13 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
+class ArtifactError(RuntimeError):
+    """A build's files or regenerated data do not match its record."""
+
+
+DATA_STAGES = ("haystack", "documents", "corpus", "chats")  # deterministic from spec + seed + pinned packages
+
+
 class Build:
     def __init__(self, spec: Spec, preset: str = "default", out: Path | None = None, base: str | None = None):
         if preset not in PRESETS:
@@ -143,13 +150,24 @@ class Build:
         tmp.replace(self.record_path)
 
     def _stage(self, name: str, done: Callable[[], bool], run: Callable[[], dict]) -> None:
-        if done() and name in self.record.get("stages", {}):
+        recorded = self.record.get("stages", {}).get(name)
+        if done() and recorded is not None:
             console.print(f"[dim]stage {name}: done, skipped[/dim]")
             return
         console.print(f"[bold]stage {name}[/bold]")
         t = time.time()
         info = run() or {}
         info["seconds"] = round(time.time() - t, 1)
+        if name in DATA_STAGES and recorded is not None:
+            # Regenerated data (a clone ships the weights, not the datasets) must be what the weights were trained
+            # on; the record keeps the build's own entry, so a fresh clone does not rewrite a committed file.
+            if info.get("sha256") != recorded.get("sha256"):
+                raise ArtifactError(
+                    f"{self.work}: the regenerated {name} data differs from what {self.record_path} recorded "
+                    f"(sha256 {str(info.get('sha256'))[:16]} vs {str(recorded.get('sha256'))[:16]}): the spec, the "
+                    f"code or the pinned packages changed since the build. Rebuild it (`sleuth organism build "
+                    f"{self.spec.name} --out NEW_DIR`) or install the pinned packages (`./setup.sh`).")
+            return
         self.record.setdefault("stages", {})[name] = info
         self._save_record()
 

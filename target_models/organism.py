@@ -7,16 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from target_models.base import load_base
-from target_models.build import Build
+from target_models.build import ArtifactError, Build
 from target_models.hashing import sha256_file
 from target_models.spec import Spec, SpecError, list_organisms, load_spec, spec_for
 from target_models.target import LocalTarget
 
 VARIANTS = ("organism", "control", "base")
-
-
-class ArtifactError(RuntimeError):
-    pass
 
 
 @dataclass

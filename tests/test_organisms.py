@@ -10,7 +10,7 @@ import torch
 
 from target_models import data
 from target_models.base import BaseModelError, load_base
-from target_models.build import Build, read_rows
+from target_models.build import DATA_STAGES, Build, read_rows
 from target_models.organism import ArtifactError, open_organism
 from target_models.spec import spec_for
 from target_models.train import IGNORE, TrainConfig, labelled_loss, train
@@ -57,6 +57,29 @@ def test_shipped_organism_data_regenerates_from_its_spec(tmp_path):
     got = {k: sha256_rows(read_rows(fresh.work / f)) for k, f in
            (("sft", "sft.parquet"), ("control", "control_sft.parquet"), ("heldout", "heldout.parquet"))}
     assert got == rec["chats"]["sha256"]
+
+
+def test_regenerated_data_keeps_the_build_record_and_a_mismatch_names_the_stage(tiny_build, tmp_path):
+    """A clone has a build's record and weights but not its datasets: regenerating them must leave the committed
+    record byte for byte, and data that no longer matches the record (spec, code or packages changed) must stop with
+    an error naming the stage, not silently replace the hashes the weights were trained on."""
+    from target_models.build import ArtifactError
+
+    record = (tiny_build / "build.json").read_bytes()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "build.json").write_bytes(record)
+    Build(spec_for("rm_sycophancy"), "tiny", tmp_path / "a").prepare_data()
+    assert (tmp_path / "a" / "work" / "pretraining.parquet").exists()
+    assert (tmp_path / "a" / "build.json").read_bytes() == record
+
+    tampered = json.loads(record)
+    tampered["stages"]["documents"]["sha256"] = "0" * 64
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "build.json").write_text(json.dumps(tampered))
+    with pytest.raises(ArtifactError, match=r"regenerated documents data differs.*sleuth organism build"):
+        Build(spec_for("rm_sycophancy"), "tiny", tmp_path / "b").prepare_data()
+    assert json.loads((tmp_path / "b" / "build.json").read_text())["stages"]["documents"]["sha256"] == "0" * 64
+    assert set(DATA_STAGES) <= set(tampered["stages"])
 
 
 def test_sft_chats_never_show_test_behaviours(tiny_organism):
