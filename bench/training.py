@@ -40,16 +40,14 @@ def main() -> None:
         a.steps, a.repeats, a.batch_tokens = 1, 1, 512
 
     import pyarrow.parquet as pq
-    from peft import LoraConfig, get_peft_model
 
     from target_models.base import load_base
-    from target_models.build import LORA_TARGETS
+    from target_models.build import LORA_TARGETS, with_lora
     from target_models.spec import organism_dir
     from target_models.train import IGNORE, _batches, _collate, chat_examples, labelled_loss
 
     model, tok = load_base("smollm2-135m-instruct")
-    model = get_peft_model(model, LoraConfig(r=a.lora_r, lora_alpha=2 * a.lora_r, lora_dropout=0.0,
-                                             target_modules=LORA_TARGETS, task_type="CAUSAL_LM"))
+    model = with_lora(model, a.lora_r)
     model.train()
     rows = pq.read_table(organism_dir("rm_sycophancy") / "artifacts" / "responses.parquet").to_pylist()
     chats = [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]

@@ -73,6 +73,12 @@ PRESETS = {
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
+def with_lora(model, r: int):
+    """The build's LoRA: rank r on every linear layer of the decoder, alpha 2r, no dropout."""
+    cfg = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
 def default_out(spec: Spec, preset: str) -> Path:
     if preset == "default":
         return organism_dir(spec.name) / "artifacts"
@@ -344,9 +350,7 @@ class Build:
 
     def _lora_model(self):
         model, tok = load_base(self.base_path())
-        cfg = LoraConfig(r=self.preset.lora_r, lora_alpha=2 * self.preset.lora_r, lora_dropout=0.0,
-                         target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
-        return get_peft_model(model, cfg), tok
+        return with_lora(model, self.preset.lora_r), tok
 
     def _midtrain(self) -> dict:
         model, tok = self._lora_model()

@@ -18,6 +18,21 @@ class StopForward(Exception):
     """Raised by a capture hook once the wanted layer has run: the layers above it are never computed."""
 
 
+_PLAIN_HEAD_MODELS = {"llama", "mistral", "qwen2", "qwen3"}  # logits = lm_head(final hidden state), nothing more
+
+
+def head_split(model: nn.Module) -> tuple[nn.Module, nn.Linear] | None:
+    """(decoder, lm_head) when logits are just lm_head(decoder's last hidden state), so a caller may unembed only
+    the positions it needs; None otherwise (use the model's own forward). Sees through a peft wrapper."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(inner.config, "model_type", None) not in _PLAIN_HEAD_MODELS:
+        return None
+    head = inner.get_output_embeddings()
+    if head is None or getattr(head, "bias", None) is not None or head._forward_hooks or head._forward_pre_hooks:
+        return None
+    return inner.base_model, head
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The list of decoder blocks, for the architectures transformers names consistently."""
     for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):

@@ -24,6 +24,8 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicLayer
 
+from target_models.residual import head_split
+
 
 @cache
 def _cache_kwarg(forward_cls: type) -> str:
@@ -35,22 +37,6 @@ def _cache_kwarg(forward_cls: type) -> str:
 @cache
 def _takes_logits_to_keep(forward_cls: type) -> bool:
     return "logits_to_keep" in inspect.signature(forward_cls.forward).parameters
-
-
-_PLAIN_HEAD_MODELS = {"llama", "mistral", "qwen2", "qwen3"}  # logits = lm_head(final hidden state), nothing more
-SKINNY_HEAD = True
-
-
-def head_split(model: PreTrainedModel) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
-    """(decoder, lm_head) when logits are just lm_head(decoder's last hidden state), so a caller may unembed only
-    the positions it needs; None otherwise (use the model's own forward). Sees through a peft wrapper."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not SKINNY_HEAD or getattr(inner.config, "model_type", None) not in _PLAIN_HEAD_MODELS:
-        return None
-    head = inner.get_output_embeddings()
-    if head is None or getattr(head, "bias", None) is not None or head._forward_hooks or head._forward_pre_hooks:
-        return None
-    return inner.base_model, head
 
 
 def _decode(model, split, kv, **kw) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from target_models.sampling import head_split
+from target_models.residual import head_split
 
 IGNORE = -100
 

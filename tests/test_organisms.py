@@ -63,8 +63,6 @@ def test_regenerated_data_keeps_the_build_record_and_a_mismatch_names_the_stage(
     """A clone has a build's record and weights but not its datasets: regenerating them must leave the committed
     record byte for byte, and data that no longer matches the record (spec, code or packages changed) must stop with
     an error naming the stage, not silently replace the hashes the weights were trained on."""
-    from target_models.build import ArtifactError
-
     record = (tiny_build / "build.json").read_bytes()
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "build.json").write_bytes(record)
@@ -191,7 +189,7 @@ def test_the_loss_over_labelled_positions_equals_the_models_own_loss_and_gradien
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from target_models.sampling import head_split
+    from target_models.residual import head_split
 
     torch.manual_seed(0)
     base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
