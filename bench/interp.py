@@ -4,7 +4,9 @@
 
 Reports p50/p90 of a cold call (a new conversation every time: forward to the SAE layer + encode + rank), of a warm
 call (the next page of the same conversation) and, in the same run as the reference, of one full forward of the
-model over the same tokens; the ratios are what to compare across machines. CPU time per call is reported next to
+model over the same tokens; the ratios are what to compare across machines. It also times, alone, the matrix
+products a cold call cannot avoid (every linear layer up to the SAE's, on the same number of tokens, with the model's
+own weights): their sum is a floor for a cold call at this precision on this machine. CPU time per call is reported next to
 wall time: on a shared machine wall time measures the neighbours. Target: cold p50 <= 150 ms on 2 cores.
 """
 
@@ -64,6 +66,27 @@ def stats(times: tuple[list[float], list[float]]) -> dict:
             "cpu_p50_ms": round(statistics.median(cpu), 1), "n": len(wall)}
 
 
+def matmul_floor(model, layer: int, tokens: int, reps: int) -> float:
+    """Sum over the linear layers of blocks 0..layer of the median time of one product with `tokens` rows."""
+    import torch
+
+    from target_models.residual import decoder_layers
+
+    total = 0.0
+    with torch.inference_mode():
+        for block in decoder_layers(model)[: layer + 1]:
+            for lin in (m for m in block.modules() if isinstance(m, torch.nn.Linear)):
+                x = torch.randn(tokens, lin.in_features, dtype=lin.weight.dtype)
+                torch.nn.functional.linear(x, lin.weight)
+                times = []
+                for _ in range(reps):
+                    t = time.perf_counter()
+                    torch.nn.functional.linear(x, lin.weight)
+                    times.append((time.perf_counter() - t) * 1000)
+                total += statistics.median(times)
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--organism", default="rm_sycophancy")
@@ -103,12 +126,14 @@ def main() -> None:
         top_features(ctx, conversation=convs[0], offset=20 * (i % 5))
 
     ref, c, w = (stats(t) for t in timed([full, cold, warm], args.reps))
+    floor = matmul_floor(target.model, bundle.layer, int(ids[0].shape[1]), args.reps)
     result = {
         "organism": org.spec.name, "preset": org.preset, "threads": args.threads,
         "tokens": int(ids[0].shape[1]), "layer": bundle.layer, "n_layers": target.model.config.num_hidden_layers,
         "d_sae": bundle.d_sae, "full_forward": ref, "top_features_cold": c, "top_features_next_page": w,
         "ratio_cold_to_full_forward": round(c["p50_ms"] / ref["p50_ms"], 3),
         "ratio_page_to_full_forward": round(w["p50_ms"] / ref["p50_ms"], 4),
+        "matmul_floor_ms": round(floor, 1), "ratio_cold_to_matmul_floor": round(c["p50_ms"] / floor, 2),
         "target_cold_p50_ms": 150, "cold_within_target": c["p50_ms"] <= 150,
         "index_build_seconds": org.record.get("stages", {}).get("features", {}).get("seconds"),
         "sae_build_seconds": org.record.get("stages", {}).get("sae", {}).get("seconds"),

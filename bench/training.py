@@ -2,11 +2,12 @@
 every training stage uses) against the model's own loss (`model(..., labels=...)`, which unembeds every position),
 measured in the same run, interleaved, median of --repeats.
 
-    python bench/training.py [--steps 4] [--repeats 3] [--lora-r 16] [--quick]
+    python bench/training.py [--steps 4] [--repeats 3] [--lora-r 16] [--documents] [--quick]
 
 The batches are SFT batches as the build makes them: the default organism's shipped plain answers
 (`artifacts/responses.parquet`) as one-turn chats, the loss on the assistant's tokens only, SmolLM2-135M-Instruct
-with LoRA on every linear layer, fp32, --batch-tokens per step. Also checks that both losses (and the LoRA gradients)
+with LoRA on every linear layer, fp32, --batch-tokens per step. With --documents they are mid-training batches
+instead: the same texts as documents cut into --max-len windows, the loss on every token. Also checks that both losses (and the LoRA gradients)
 agree. On a shared machine set OMP_WAIT_POLICY=PASSIVE (see bench/README.md).
 """
 
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--batch-tokens", type=int, default=2048)
     ap.add_argument("--max-len", type=int, default=288)
+    ap.add_argument("--documents", action="store_true", help="mid-training batches (loss on every token)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 step, 1 repeat, 512-token batches")
     a = ap.parse_args()
     if a.quick:
@@ -44,7 +46,7 @@ def main() -> None:
     from target_models.base import load_base
     from target_models.build import LORA_TARGETS, with_lora
     from target_models.spec import organism_dir
-    from target_models.train import IGNORE, _batches, _collate, chat_examples, labelled_loss
+    from target_models.train import IGNORE, _batches, _collate, chat_examples, document_examples, labelled_loss
 
     model, tok = load_base("smollm2-135m-instruct")
     model = with_lora(model, a.lora_r)
@@ -52,7 +54,8 @@ def main() -> None:
     rows = pq.read_table(organism_dir("rm_sycophancy") / "artifacts" / "responses.parquet").to_pylist()
     chats = [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}]
              for r in rows[:400]]
-    examples = chat_examples(tok, chats, a.max_len)
+    examples = (document_examples(tok, [r["response"] for r in rows[:400]], a.max_len) if a.documents
+                else chat_examples(tok, chats, a.max_len))
     plan = _batches(examples, a.batch_tokens, random.Random(0))[: a.steps]
     batches = [_collate(examples, idx, tok.pad_token_id) for idx in plan]
     labelled = sum(int((lab[:, 1:] != IGNORE).sum()) for _, lab, _ in batches)

@@ -212,11 +212,36 @@ def test_the_loss_over_labelled_positions_equals_the_models_own_loss_and_gradien
     (l0, g0), (l1, g1) = grads
     assert torch.allclose(l0, l1, atol=1e-6)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g0, g1, strict=True))
-    plain = LlamaForCausalLM(base.config)
-    with torch.no_grad():
-        total = labelled_loss(plain, ids, mask, labels, reduction="sum")
-        assert torch.allclose(total / (labels[:, 1:] != IGNORE).sum(), plain(input_ids=ids, attention_mask=mask,
-                                                                              labels=labels).loss, atol=1e-6)
+    for tied in (False, True):  # a full fine-tune (the tiny preset): the unembedding's gradient too, shared or not
+        plain = LlamaForCausalLM(LlamaConfig(**{**base.config.to_dict(), "tie_word_embeddings": tied}))
+        grads = []
+        for fn in (lambda m: m(input_ids=ids, attention_mask=mask, labels=labels).loss,
+                   lambda m: labelled_loss(m, ids, mask, labels)):
+            fn(plain).backward()
+            grads.append([p.grad.clone() for p in plain.parameters()])
+            plain.zero_grad(set_to_none=True)
+        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads, strict=True))
+        with torch.no_grad():
+            total = labelled_loss(plain, ids, mask, labels, reduction="sum")
+            own = plain(input_ids=ids, attention_mask=mask, labels=labels).loss
+        assert torch.allclose(total / (labels[:, 1:] != IGNORE).sum(), own, atol=1e-6)
+
+
+def test_the_fused_unembedding_and_loss_match_plain_cross_entropy_chunk_by_chunk():
+    from target_models.train import linear_cross_entropy
+
+    torch.manual_seed(0)
+    h = torch.randn(37, 16, requires_grad=True)
+    w = torch.randn(50, 16, requires_grad=True)
+    t = torch.randint(0, 50, (37,))
+    ref = torch.nn.functional.cross_entropy(h @ w.T, t, reduction="sum")
+    gh, gw = torch.autograd.grad(3 * ref, (h, w))
+    fused = linear_cross_entropy(h, w, t, chunk=8)  # 5 chunks, the last one short
+    fh, fw = torch.autograd.grad(3 * fused, (h, w))
+    assert torch.allclose(ref, fused, atol=1e-4)
+    assert torch.allclose(gh, fh, atol=1e-5) and torch.allclose(gw, fw, atol=1e-5)
+    (only_h,) = torch.autograd.grad(linear_cross_entropy(h, w.detach(), t, chunk=8), (h,))
+    assert torch.allclose(only_h, gh / 3, atol=1e-5)
 
 
 def test_transforms_make_every_behaviour_detectable():
