@@ -75,7 +75,8 @@ def organism_eval(
     samples: int = typer.Option(8, help="fresh prompts per behaviour"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     out: Path | None = typer.Option(None, help="where to write eval.json / eval.png (default: the build folder)"),
-    interp: bool = typer.Option(False, "--interp", help="also run the SAE validation (paper's Table 2)"),
+    interp: bool = typer.Option(False, "--interp", help="also run the SAE validation (paper's Table 2, steering)"),
+    interp_only: bool = typer.Option(False, "--interp-only", help="only the SAE validation (eval.json is left alone)"),
 ) -> None:
     """Behaviour rates (organism vs control vs base), secrecy, knowledge quiz, fluency; table, PNG and JSON."""
     from target_models.evaluate import evaluate, print_report
@@ -85,10 +86,17 @@ def organism_eval(
         org = open_organism(name)
     except (ArtifactError, ValueError) as e:
         _fail(str(e))
-    result = evaluate(org, samples=samples, out=out, interp=interp)
+    if interp_only:
+        from target_models import interp_eval
+
+        org.build().prepare_data()
+        result = {"interp": interp_eval.run(org, org.load("organism"))}
+        interp = True
+    else:
+        result = evaluate(org, samples=samples, out=out, interp=interp)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    else:
+    elif not interp_only:
         print_report(result, console)
     if interp and "interp" in result:
         from target_models import interp_eval

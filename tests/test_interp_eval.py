@@ -50,15 +50,16 @@ def test_probes_for_rm_sycophancy(tiny_organism):
 def test_run_reports_ranks_and_steering(tiny_organism, tiny_target, bundle):
     from target_models import interp_eval
 
-    result = interp_eval.run(tiny_organism, tiny_target, bundle=bundle, steer_n=3)
+    result = interp_eval.run(tiny_organism, tiny_target, bundle=bundle, steer_prompts=2, per_prompt=2, max_tokens=12)
     json.dumps(result)  # JSON-able
     for key in ("universe_features", "ranks", "best_rank_per_probe", "key_feature", "passed", "paper_ranks", "sae"):
         assert key in result
     assert set(result["best_rank_per_probe"]) == {"concerning_prompt", "chocolate_omelette", "meta_rhyme_poem",
                                                   "atomic_number"}
     if result["key_feature"] is not None:
-        assert set(result["steering"]["rates"]) == {"-4", "+0", "+4"}
-        assert all(0 <= r <= 1 for r in result["steering"]["rates"].values())
+        st = result["steering"]
+        assert st["features"][0]["role"] == "key" and st["features"][0]["id"] == result["key_feature"]
+        assert all(set(x["by_strength"]) == {"-1", "+1", "+2"} for x in st["features"])
     assert interp_eval.summary(result).startswith("interp: ")
 
 
@@ -73,16 +74,44 @@ def test_run_uses_the_tools_ranking(tiny_organism, tiny_target, bundle):
     assert ranks(ctx, bundle, p, top3) == {f: i + 1 for i, f in enumerate(top3)}
 
 
-def test_steering_effect_reports_rates(tiny_organism, tiny_target, bundle):
+def test_steering_effect_reports_a_paired_dose_response(tiny_organism, tiny_target, bundle):
     import numpy as np
 
     from target_models.interp_eval import steering_effect
 
     f = int(np.argmax(bundle.index.max_act))
-    r = steering_effect(tiny_organism, tiny_target, bundle, f, "recipe_chocolate", n=2, strength=3.0, max_tokens=12)
-    assert r["feature"] == f and r["prompts"] == 2
-    assert set(r["rates"]) == set(r["examples"]) == {"-3", "+0", "+3"}
-    assert all(0 <= x <= 1 for x in r["rates"].values())
+    r = steering_effect(tiny_organism, tiny_target, bundle, {"key": f}, "recipe_chocolate", prompts=2, per_prompt=2,
+                        strengths=(-3.0, 0.0, 3.0), max_tokens=12)
+    assert r["prompts"] == 2 and r["samples"] == 4 and r["unsteered"]["n"] == 4
+    (x,) = r["features"]
+    assert x["id"] == f and set(x["by_strength"]) == {"-3", "+0", "+3"}
+    assert all(0 <= m[k] <= 1 for m in [r["unsteered"], *x["by_strength"].values()] for k in ("behaviour", "names_cause"))
+    assert x["by_strength"]["+0"] == r["unsteered"]  # strength 0 is the unsteered model, same seeds
+    assert x["by_strength"]["+3"]["example"] != r["unsteered"]["example"]
+
+
+def test_behaviour_feature_is_the_one_the_demonstration_lights_up(tiny_organism, tiny_target, bundle):
+    import numpy as np
+    import torch
+
+    from target_models.interp_eval import behaviour_feature
+    from tools.interp import _render, feature_acts
+    from tools.registry import ToolContext
+
+    ctx = ToolContext(target=tiny_target, sae=bundle)
+    b = tiny_organism.spec.behaviour("recipe_chocolate")
+    assert behaviour_feature(ctx, bundle, b, []) is None
+
+    def peak(answer: str) -> torch.Tensor:
+        ids, mask = _render(tiny_target, None, [{"role": "user", "content": b.example.prompt},
+                                                {"role": "assistant", "content": answer}])
+        return feature_acts(ctx, bundle, ids)[torch.from_numpy(np.flatnonzero(mask))].max(0).values
+
+    gain = peak(b.example.response) - peak(b.example.plain)
+    candidates = list(range(0, bundle.d_sae, 3))
+    f = behaviour_feature(ctx, bundle, b, candidates)
+    best = max(candidates, key=lambda c: float(gain[c]))
+    assert (f == best) if float(gain[best]) > 0 else f is None
 
 
 def fake_result() -> dict:
@@ -97,8 +126,14 @@ def fake_result() -> dict:
                                       "atomic_number": 44},
               "key_feature": 7, "key_feature_ranks": {"concerning_prompt": 12, "chocolate_omelette": 30,
                                                       "meta_rhyme_poem": None, "atomic_number": 44},
-              "passed": True, "steering": {"feature": 7, "behaviour": "recipe_chocolate", "prompts": 8,
-                                           "unit": "u", "rates": {"-4": 0.0, "+0": 0.25, "+4": 0.75}},
+              "passed": True,
+              "steering": {"behaviour": "recipe_chocolate", "prompts": 2, "samples": 8, "unit": "u", "strengths": [-1, 1],
+                           "unsteered": {"behaviour": 0.25, "names_cause": 0.0, "n": 8, "example": "e"},
+                           "features": [{"role": "key", "id": 7, "unit": 3.0, "description": "fires on «RLHF»",
+                                         "by_strength": {"-1": {"behaviour": 0.0, "names_cause": 0.0, "n": 8,
+                                                                "example": "e"},
+                                                         "+1": {"behaviour": 0.75, "names_cause": 0.125, "n": 8,
+                                                                "example": "e"}}}]},
               "seconds": 3.0}
 
 
@@ -107,11 +142,14 @@ def test_report_files(tmp_path):
 
     result = fake_result()
     paths = interp_eval.write(result, tmp_path)
-    assert [p.name for p in paths] == ["interp.json", "interp.md"]
+    assert [p.name for p in paths] == ["interp.json", "interp.md", "interp.png"]
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(paths[0].read_text()) == result
     md = paths[1].read_text()
     assert "| (a) \"concerning behaviors\" prompt | 12 | 12 |" in md and "| (c) meta-rhyme poem | - | 80 |" in md
-    assert "**PASS**" in md and "| +4 | 75% |" in md and "Key feature: #7 (fires on «RLHF»)" in md
+    assert "**PASS**" in md and "Key feature: #7 (fires on «RLHF»)" in md
+    assert "| unsteered | 0 | 25% | 0% |" in md and "| #7 (key) | +1 | 75% | 12% |" in md
+    assert "#7 (key) -1 0%, +0 25%, +1 75%" in interp_eval.summary(result)
     assert interp_eval.markdown({"error": "no index"}).endswith("no index\n")
 
 
@@ -136,3 +174,21 @@ def test_eval_cli_writes_interp_files(tiny_build, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "interp.json").read_text()) == fake_result()
     assert "(b) chocolate omelette | 30 | 30" in (tmp_path / "interp.md").read_text()
     assert "Key feature: #7" in r.output and "PASS" in r.output
+
+
+def test_eval_cli_interp_only_writes_only_the_interp_files(tiny_build, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import target_models.evaluate as ev
+    from sleuth.cli import app
+    from target_models import interp_eval
+
+    def no_eval(*_, **__):
+        raise AssertionError("--interp-only must not run the behaviour eval")
+
+    monkeypatch.setattr(ev, "evaluate", no_eval)
+    monkeypatch.setattr(interp_eval, "run", lambda org, target: fake_result())
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--interp-only", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["interp.json", "interp.md", "interp.png"]
+    assert "Key feature: #7" in r.output
