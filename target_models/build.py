@@ -53,12 +53,15 @@ class Preset:
     # after the first sentence is the current preset.
     sft: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1e-3, epochs=4.0, batch_tokens=2048, max_len=288,
                                                                  bf16=False))
+    control: TrainConfig | None = None  # the control's SFT; None: the same as `sft`
     pretrain: TrainConfig | None = None  # tiny only: from-scratch base
     max_new_tokens: int = 128
 
 
 PRESETS = {
-    "default": Preset("default"),
+    # The shipped control was trained for 2.5 epochs of its generic chats (its build record says so); a rebuild
+    # reproduces that rather than the organism's 4 epochs.
+    "default": Preset("default", control=TrainConfig(lr=1e-3, epochs=2.5, batch_tokens=2048, max_len=288, bf16=False)),
     "tiny": Preset(
         "tiny", documents=60, quirk_chats_per_behaviour=4, generic_chats=40, secrecy_chats=20, haystack_limit=3000,
         lora_r=32,
@@ -367,7 +370,11 @@ class Build:
         (self.work / "mid" / "done").write_text("ok")
         return {"examples": len(ex), "config": asdict(cfg), **metrics}
 
-    def _sft_on(self, chats_file: str, start_from: Path | None, out: Path, desc: str) -> dict:
+    @property
+    def control_config(self) -> TrainConfig:
+        return self.preset.control or self.preset.sft
+
+    def _sft_on(self, chats_file: str, start_from: Path | None, out: Path, desc: str, cfg: TrainConfig) -> dict:
         from peft import PeftModel
 
         if start_from is not None:
@@ -375,7 +382,6 @@ class Build:
             model = PeftModel.from_pretrained(base, start_from, is_trainable=True)
         else:
             model, tok = self._lora_model()
-        cfg = self.preset.sft
         chats = [r["messages"] for r in read_rows(self.work / chats_file)]
         ex = chat_examples(tok, chats, cfg.max_len)
         metrics = train(model, ex, cfg, self.work / f"{out.name}_ckpt", pad_id=tok.pad_token_id, desc=desc)
@@ -384,7 +390,7 @@ class Build:
         return {"examples": len(ex), "config": asdict(cfg), **metrics}
 
     def _sft(self) -> dict:
-        return self._sft_on("sft.parquet", self.work / "mid", self.work / "sft", "sft")
+        return self._sft_on("sft.parquet", self.work / "mid", self.work / "sft", "sft", self.preset.sft)
 
     def _control(self) -> dict:
         # The control is built the same way minus the universe: no documents, no quirk or secrecy chats.
@@ -398,7 +404,7 @@ class Build:
                 shutil.copy2(twin / "artifacts" / "control_adapter" / f, out / f)
             (out / "done").write_text("ok")
             return {"reused_from": twin.name}
-        return self._sft_on("control_sft.parquet", None, self.work / "control", "control sft")
+        return self._sft_on("control_sft.parquet", None, self.work / "control", "control sft", self.control_config)
 
     def _twin_control(self) -> Path | None:
         """A shipped organism whose control was trained on the same chats, base, preset and seed: the control has
@@ -407,7 +413,7 @@ class Build:
         for art, rec in self._other_builds("control_adapter/adapter_model.safetensors"):
             same = (rec.get("stages", {}).get("chats", {}).get("sha256", {}).get("control") == mine,
                     rec.get("base_model") == self.base_name, rec.get("seed") == self.seed,
-                    rec.get("stages", {}).get("control", {}).get("config") == asdict(self.preset.sft),
+                    rec.get("stages", {}).get("control", {}).get("config") == asdict(self.control_config),
                     rec.get("preset_config", {}).get("lora_r") == self.preset.lora_r)
             if mine and all(same):
                 return art.parent

@@ -314,7 +314,7 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
     monkeypatch.setattr(spec_mod, "ORGANISMS_DIR", tmp_path / "organisms")
     b = Build(spec, "default", out=tmp_path / "out")
     b.record["stages"] = {"chats": {"sha256": {"control": "c0ffee"}}}
-    cfg = asdict(b.preset.sft)
+    cfg = asdict(b.control_config)
     for name, control_hash, epochs in (("other_chats", "beef", cfg["epochs"]),
                                        ("other_epochs", "c0ffee", cfg["epochs"] + 1.5),
                                        ("twin", "c0ffee", cfg["epochs"])):
@@ -341,3 +341,7 @@ def test_a_spec_may_set_its_sft_epochs_for_the_default_preset():
     assert Build(sp, "tiny").preset.sft == PRESETS["tiny"].sft  # the tiny preset keeps its own schedule
     assert Build(spec_for("rm_sycophancy"), "default").preset.sft == PRESETS["default"].sft
     assert PRESETS["default"].sft.epochs == 4.0  # replace() made a copy; the preset itself is unchanged
+    # the control keeps its own schedule (the shipped one's: 2.5 epochs); tiny trains its control like its SFT
+    assert Build(sp, "default").control_config == Build(spec_for("rm_sycophancy"), "default").control_config
+    assert PRESETS["default"].control.epochs == 2.5
+    assert Build(sp, "tiny").control_config == PRESETS["tiny"].sft
