@@ -91,14 +91,13 @@ def organism_eval(
 
         org.build().prepare_data()
         result = {"interp": interp_eval.run(org, org.load("organism"))}
-        interp = True
     else:
         result = evaluate(org, samples=samples, out=out, interp=interp)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     elif not interp_only:
         print_report(result, console)
-    if interp and "interp" in result:
+    if "interp" in result:
         from target_models import interp_eval
 
         written = interp_eval.write(result["interp"], Path(out) if out else org.out)
