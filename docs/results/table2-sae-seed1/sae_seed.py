@@ -1,23 +1,41 @@
-"""Train the organism's SAE again with another seed, then its feature index (used for this folder's result).
+"""Train a shipped organism's SAE again with another seed, then its feature index (this folder's result):
 
-    python docs/results/table2-sae-seed1/sae_seed.py DIR SEED
+    python docs/results/table2-sae-seed1/sae_seed.py rm_sycophancy DIR 1
     sleuth organism eval DIR --interp-only
 
-DIR: a copy of an organism's artifacts without `sae/` (and without the `sae/` entries of DIR/build.json's
-checksums), with the build's data files in DIR/work.
+DIR gets a copy of the organism's artifacts without its SAE; the build's data files come along when the organism's
+`build/` folder has them (after any audit or eval), otherwise the data stages regenerate them.
 """
 
+import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from target_models import feature_index, sae
 from target_models.organism import open_organism
+from target_models.spec import organism_dir
 
-out, seed = Path(sys.argv[1]), int(sys.argv[2])
-org = open_organism(str(out))
-t = time.time()
-info = sae.build_sae(org, work=out / "work", seed=seed)
-print("SAE", info["quality"], round(time.time() - t, 1), "s", flush=True)
-t = time.time()
-print(feature_index.build_feature_index(org, work=out / "work"), round(time.time() - t, 1), "s")
+
+def prepare(name: str, out: Path) -> None:
+    src = organism_dir(name)
+    shutil.copytree(src / "artifacts", out, ignore=shutil.ignore_patterns("sae", "interp.*"))
+    record = json.loads((out / "build.json").read_text())
+    record["checksums"] = {k: v for k, v in record["checksums"].items() if not k.startswith("sae/")}
+    (out / "build.json").write_text(json.dumps(record, indent=2))
+    (out / "work").mkdir()
+    for f in [*(src / "build").glob("*.parquet"), src / "build" / "provenance.json"]:
+        if f.exists():
+            shutil.copy2(f, out / "work" / f.name)
+
+
+if __name__ == "__main__":
+    name, out, seed = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    prepare(name, out)
+    org = open_organism(str(out))
+    t = time.time()
+    info = sae.build_sae(org, work=out / "work", seed=seed)
+    print("SAE", info["quality"], round(time.time() - t, 1), "s", flush=True)
+    t = time.time()
+    print(feature_index.build_feature_index(org, work=out / "work"), round(time.time() - t, 1), "s")
