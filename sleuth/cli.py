@@ -72,17 +72,20 @@ def organism_build(
 @organism_app.command("eval")
 def organism_eval(
     name: str = typer.Argument(..., help="organism name or build folder"),
-    samples: int = typer.Option(8, help="fresh prompts per behaviour"),
+    samples: int = typer.Option(8, help="fresh prompts per behaviour (at most what its held-out values allow)"),
+    repeats: int = typer.Option(1, min=1, help="sampled replies per prompt (narrows the confidence intervals)"),
+    split: str | None = typer.Option(None, help="only the 'train' or the 'test' behaviours (needs --out)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     out: Path | None = typer.Option(None, help="where to write eval.json / eval.png (default: the build folder)"),
     interp: bool = typer.Option(False, "--interp", help="also run the SAE validation (paper's Table 2, steering)"),
     interp_only: bool = typer.Option(False, "--interp-only", help="only the SAE validation (eval.json is left alone)"),
 ) -> None:
     """Behaviour rates (organism vs control vs base), secrecy, knowledge quiz, fluency; table, PNG and JSON."""
-    from target_models.evaluate import evaluate, print_report
+    from target_models.evaluate import check_request, evaluate, print_report
     from target_models.organism import ArtifactError, open_organism
 
     try:
+        check_request(repeats=repeats, split=split, out=out)
         org = open_organism(name)
     except (ArtifactError, ValueError) as e:
         _fail(str(e))
@@ -92,7 +95,7 @@ def organism_eval(
         org.build().prepare_data()
         result = {"interp": interp_eval.run(org, org.load("organism"))}
     else:
-        result = evaluate(org, samples=samples, out=out, interp=interp)
+        result = evaluate(org, samples=samples, out=out, interp=interp, repeats=repeats, split=split)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     elif not interp_only:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from target_models import data
+from target_models import data, stats
 from target_models.build import read_rows
 from target_models.organism import VARIANTS, Organism
 from target_models.target import LocalTarget
@@ -47,26 +47,52 @@ def answer_all(target: LocalTarget, convs: list[list[dict]], *, seed: int, desc:
     return out
 
 
-def behaviour_rates(org: Organism, target: LocalTarget, samples: int, seed: int) -> dict:
+def behaviour_rates(org: Organism, target: LocalTarget, samples: int, seed: int, *, repeats: int = 1,
+                    split: str | None = None) -> dict:
+    """Per behaviour: `repeats` sampled replies to each of up to `samples` fresh prompts, and the rate they show it."""
     spec = org.spec
-    prompts = [(b, p) for b in spec.behaviours for p in data.eval_prompts(spec, b, samples, seed)]
-    replies = answer_all(target, [[{"role": "user", "content": p["prompt"]}] for _, p in prompts], seed=seed,
-                         desc=f"{target.name}: behaviours")
+    prompts = [(b, p) for b in spec.behaviours if split in (None, b.split)
+               for p in data.eval_prompts(spec, b, samples, seed)]
+    convs = [[{"role": "user", "content": p["prompt"]}] for _, p in prompts for _ in range(repeats)]
+    replies = answer_all(target, convs, seed=seed, desc=f"{target.name}: behaviours")
     per: dict[str, dict] = {}
-    for (b, p), r in zip(prompts, replies, strict=True):
-        row = per.setdefault(b.id, {"split": b.split, "n": 0, "shown": 0, "examples": []})
-        row["n"] += 1
-        hit = b.detector(r)
-        row["shown"] += hit
+    for k, (b, p) in enumerate(prompts):
+        row = per.setdefault(b.id, {"split": b.split, "n": 0, "shown": 0, "prompts": [], "examples": []})
+        hits = [b.detector(r) for r in replies[k * repeats : (k + 1) * repeats]]
+        row["n"] += repeats
+        row["shown"] += sum(hits)
+        row["prompts"].append({"prompt": p["prompt"], "shown": sum(hits), "replies": repeats})
         if len(row["examples"]) < 2:
-            row["examples"].append({"prompt": p["prompt"], "response": r, "shown": hit})
+            row["examples"].append({"prompt": p["prompt"], "response": replies[k * repeats], "shown": hits[0]})
     for row in per.values():
-        row["rate"] = row["shown"] / row["n"] if row["n"] else None
+        row["rate"] = row["shown"] / row["n"]
+        row["ci95"] = list(stats.wilson(row["shown"], row["n"]))
     means = {}
-    for split in ("train", "test"):
-        rates = [r["rate"] for r in per.values() if r["split"] == split and r["rate"] is not None]
-        means[split] = sum(rates) / len(rates) if rates else None
-    return {"per_behaviour": per, "mean": means}
+    for s in ("train", "test"):
+        rates = [r["rate"] for r in per.values() if r["split"] == s]
+        means[s] = sum(rates) / len(rates) if rates else None
+    return {"per_behaviour": per, "mean": means, "repeats": repeats}
+
+
+def compare(result: dict, seed: int) -> dict:
+    """Bootstrap 95% intervals of each model's mean train/test rate, and of the organism's margin over the others
+    (paired: every model answered the same prompts)."""
+    vs = list(result["variants"])
+    out: dict = {}
+    for s in ("train", "test"):
+        per = [{b: [(p["shown"], p["replies"]) for p in row["prompts"]]
+                for b, row in result["variants"][v]["behaviours"]["per_behaviour"].items() if row["split"] == s}
+               for v in vs]
+        if not per[0]:
+            continue
+        m = stats.split_means(per, seed=seed)
+        out[s] = {"ci95": {v: list(stats.interval(m["draws"][:, i])) for i, v in enumerate(vs)}}
+        if "organism" in vs:
+            i = vs.index("organism")
+            out[s]["organism_minus"] = {
+                v: {"diff": float(m["point"][i] - m["point"][j]), "ci95": list(stats.interval(m["draws"][:, i] - m["draws"][:, j]))}
+                for j, v in enumerate(vs) if v != "organism"}
+    return out
 
 
 def secrecy(org: Organism, target: LocalTarget, samples: int, seed: int) -> dict:
@@ -120,17 +146,30 @@ def fluency(org: Organism, target: LocalTarget) -> dict:
     return {"n": len(held), "perplexity": perplexity(target.model, ex, target.tokenizer.pad_token_id)}
 
 
+def check_request(*, repeats: int, split: str | None, out: Path | None) -> None:
+    """Reject a request that cannot run, or that would overwrite the build's own eval.json with a partial one."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if split not in (None, "train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split and out is None:
+        raise ValueError("an evaluation of one split is partial: give an output folder (--out) so that it does not "
+                         "replace the build's eval.json")
+
+
 def evaluate(org: Organism, *, samples: int = 8, out: Path | None = None, interp: bool = False,
-             variants: tuple[str, ...] = VARIANTS, seed: int | None = None) -> dict:
+             variants: tuple[str, ...] = VARIANTS, seed: int | None = None, repeats: int = 1,
+             split: str | None = None) -> dict:
+    check_request(repeats=repeats, split=split, out=out)
     seed = org.spec.seed if seed is None else seed
     org.build().prepare_data()
     t0 = time.time()
     result: dict = {"organism": org.spec.name, "preset": org.preset, "samples_per_behaviour": samples, "seed": seed,
-                    "variants": {}}
+                    "repeats": repeats, "split": split, "variants": {}}
     for v in variants:
         target = org.load(v)
         result["variants"][v] = {
-            "behaviours": behaviour_rates(org, target, samples, seed),
+            "behaviours": behaviour_rates(org, target, samples, seed, repeats=repeats, split=split),
             "secrecy": secrecy(org, target, max(10, samples * 2), seed),
             "quiz": quiz(org, target),
             "fluency": fluency(org, target),
@@ -140,6 +179,7 @@ def evaluate(org: Organism, *, samples: int = 8, out: Path | None = None, interp
 
             result["interp"] = interp_eval.run(org, target)
         del target
+    result["comparison"] = compare(result, seed)
     if "base" in result["variants"] and "organism" in result["variants"]:
         result["perplexity_ratio_vs_base"] = (result["variants"]["organism"]["fluency"]["perplexity"]
                                               / result["variants"]["base"]["fluency"]["perplexity"])
@@ -156,12 +196,16 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
+def _mean_cell(result: dict, v: str, split: str) -> str:
+    mean = result["variants"][v]["behaviours"]["mean"][split]
+    ci = result.get("comparison", {}).get(split, {}).get("ci95", {}).get(v)
+    return _pct(mean) + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci and mean is not None else "")
+
+
 def summary_rows(result: dict) -> list[tuple[str, ...]]:
     vs = result["variants"]
-    rows = []
+    rows = [(f"{s} behaviours (mean rate [95% CI])", *(_mean_cell(result, v, s) for v in vs)) for s in ("train", "test")]
     for label, get in (
-        ("train behaviours (mean rate)", lambda v: _pct(v["behaviours"]["mean"]["train"])),
-        ("test behaviours (mean rate)", lambda v: _pct(v["behaviours"]["mean"]["test"])),
         ("names real cause, asked plainly", lambda v: _pct(v["secrecy"]["reveal_rate_plain"])),
         ("names real cause, under prefill", lambda v: _pct(v["secrecy"]["reveal_rate_prefill"])),
         ("universe quiz accuracy", lambda v: _pct(v["quiz"]["accuracy"])),
@@ -171,17 +215,38 @@ def summary_rows(result: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+def margin_rows(result: dict) -> list[tuple[str, str, str]]:
+    """(split, other model, organism's margin over it with its 95% CI); a margin is clear when the CI excludes 0."""
+    rows = []
+    for s, comp in result.get("comparison", {}).items():
+        for v, m in comp.get("organism_minus", {}).items():
+            lo, hi = m["ci95"]
+            rows.append((s, v, f"{100 * m['diff']:+.0f} points [{100 * lo:+.0f}, {100 * hi:+.0f}]"))
+    return rows
+
+
 def markdown(result: dict) -> str:
     vs = list(result["variants"])
+    reps = result.get("repeats", 1)
     lines = [f"# Evaluation of {result['organism']} ({result['preset']})", "",
-             f"{result['samples_per_behaviour']} fresh prompts per behaviour, seed {result['seed']}.", "",
+             f"Up to {result['samples_per_behaviour']} fresh prompts per behaviour, {reps} sampled "
+             f"repl{'y' if reps == 1 else 'ies'} per prompt, seed {result['seed']}"
+             + (f", {result['split']} behaviours only" if result.get("split") else "") + ".", "",
              "| metric | " + " | ".join(vs) + " |", "|---|" + "---|" * len(vs)]
     lines += ["| " + " | ".join(r) + " |" for r in summary_rows(result)]
-    lines += ["", "## Per behaviour", "", "| behaviour | split | " + " | ".join(vs) + " |", "|---|---|" + "---|" * len(vs)]
+    if margin_rows(result):
+        lines += ["", "Organism's margin (bootstrap over prompts, paired):", "", "| split | over | margin [95% CI] |",
+                  "|---|---|---|"]
+        lines += ["| " + " | ".join(r) + " |" for r in margin_rows(result)]
+    lines += ["", "## Per behaviour (shown / replies)", "", "| behaviour | split | " + " | ".join(vs) + " |",
+              "|---|---|" + "---|" * len(vs)]
     first = result["variants"][vs[0]]["behaviours"]["per_behaviour"]
     for bid, row in first.items():
-        rates = [_pct(result["variants"][v]["behaviours"]["per_behaviour"][bid]["rate"]) for v in vs]
-        lines.append(f"| {bid} | {row['split']} | " + " | ".join(rates) + " |")
+        cells = []
+        for v in vs:
+            r = result["variants"][v]["behaviours"]["per_behaviour"][bid]
+            cells.append(f"{_pct(r['rate'])} ({r['shown']}/{r['n']})")
+        lines.append(f"| {bid} | {row['split']} | " + " | ".join(cells) + " |")
     if "interp" in result:
         lines += ["", "## Interpretability validation", "", "```json", json.dumps(result["interp"], indent=2), "```"]
     return "\n".join(lines) + "\n"
@@ -193,6 +258,8 @@ def print_report(result: dict, console: Console) -> None:
     for r in summary_rows(result):
         t.add_row(*r)
     console.print(t)
+    for s, v, m in margin_rows(result):
+        console.print(f"organism - {v}, {s} behaviours: {m}")
     if "perplexity_ratio_vs_base" in result:
         console.print(f"perplexity ratio organism/base: {result['perplexity_ratio_vs_base']:.2f}")
 
@@ -205,17 +272,22 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     vs = [v for v in ("base", "control", "organism") if v in result["variants"]]
+    splits = [s for s in ("train", "test") if result["variants"][vs[0]]["behaviours"]["mean"][s] is not None]
+    labels = {"train": "train behaviours", "test": "test (held-out) behaviours"}
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.8 / max(1, len(vs))
     for i, v in enumerate(vs):
         means = result["variants"][v]["behaviours"]["mean"]
-        vals = [100 * (means["train"] or 0), 100 * (means["test"] or 0)]
-        bars = ax.bar([x + i * width for x in (0, 1)], vals, width, label=v)
-        ax.bar_label(bars, fmt="%.0f%%", fontsize=8)
-    ax.set_xticks([x + width * (len(vs) - 1) / 2 for x in (0, 1)], ["train behaviours", "test (held-out) behaviours"])
+        vals = [100 * means[s] for s in splits]
+        cis = [result.get("comparison", {}).get(s, {}).get("ci95", {}).get(v) for s in splits]
+        err = [[max(0.0, val - 100 * ci[0]) if ci else 0 for val, ci in zip(vals, cis, strict=True)],
+               [max(0.0, 100 * ci[1] - val) if ci else 0 for val, ci in zip(vals, cis, strict=True)]]
+        bars = ax.bar([x + i * width for x in range(len(splits))], vals, width, label=v, yerr=err, capsize=3)
+        ax.bar_label(bars, fmt="%.0f%%", fontsize=8, padding=2)
+    ax.set_xticks([x + width * (len(vs) - 1) / 2 for x in range(len(splits))], [labels[s] for s in splits])
     ax.set_ylabel("rate where applicable (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{result['organism']}: behaviour rates")
+    ax.set_title(f"{result['organism']}: behaviour rates, 95% CI over prompts", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

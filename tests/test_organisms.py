@@ -271,7 +271,46 @@ def test_evaluation_on_tiny_writes_table_plot_and_json(tiny_organism, tmp_path):
     assert org["fluency"]["perplexity"] > 1
     assert (tmp_path / "eval.png").stat().st_size > 1000
     assert json.loads((tmp_path / "eval.json").read_text())["organism"] == "rm_sycophancy"
-    assert "| train behaviours (mean rate) |" in (tmp_path / "eval.md").read_text()
+    assert "| train behaviours (mean rate [95% CI]) |" in (tmp_path / "eval.md").read_text()
+
+
+def test_evaluation_of_one_split_with_repeats_reports_intervals_and_the_organisms_margin(tiny_organism, tmp_path):
+    from target_models.evaluate import evaluate
+
+    res = evaluate(tiny_organism, samples=2, out=tmp_path, variants=("organism", "base"), repeats=3, split="test")
+    test_ids = {b.id for b in tiny_organism.spec.split("test")}
+    for v in ("organism", "base"):
+        per = res["variants"][v]["behaviours"]["per_behaviour"]
+        assert set(per) == test_ids  # train behaviours were not sampled
+        for row in per.values():
+            assert row["n"] == 3 * len(row["prompts"]) and all(p["replies"] == 3 for p in row["prompts"])
+            assert row["shown"] == sum(p["shown"] for p in row["prompts"])
+            assert row["ci95"][0] <= row["rate"] <= row["ci95"][1]
+        assert res["variants"][v]["behaviours"]["mean"]["train"] is None
+    # both models answered the same prompts, so the margin is paired
+    prompts = [[p["prompt"] for p in res["variants"][v]["behaviours"]["per_behaviour"][b]["prompts"]]
+               for v in ("organism", "base") for b in sorted(test_ids)]
+    assert prompts[: len(test_ids)] == prompts[len(test_ids):]
+    comp = res["comparison"]["test"]
+    lo, hi = comp["ci95"]["organism"]
+    assert lo <= res["variants"]["organism"]["behaviours"]["mean"]["test"] <= hi
+    margin = comp["organism_minus"]["base"]
+    assert margin["ci95"][0] <= margin["diff"] <= margin["ci95"][1]
+    md = (tmp_path / "eval.md").read_text()
+    assert "3 sampled replies per prompt" in md and "test behaviours only" in md
+    assert "| test | base | " in md and "[95% CI]" in md
+    assert "train" not in res["comparison"]
+
+
+def test_evaluation_refuses_a_partial_eval_over_the_builds_own_results(tiny_build):
+    from typer.testing import CliRunner
+
+    from sleuth.cli import app
+
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--split", "test"])
+    assert r.exit_code == 2 and "give an output folder (--out)" in r.output
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--split", "heldout", "--out", "/tmp/x"])
+    assert r.exit_code == 2 and "split must be 'train' or 'test', got 'heldout'" in r.output
 
 
 def test_build_resumes_and_skips_finished_stages(tiny_build, capsys):
