@@ -218,12 +218,14 @@ class Build:
         w = self.work
         w.mkdir(parents=True, exist_ok=True)
         self._stage("haystack", lambda: (w / "haystack.parquet").exists(), self._haystack)
+        # Plain answers come before documents: varied worked examples are built from them. They never need the tiny
+        # base (its preset uses canned answers), so the base can still train on the documents.
+        if train or not self._responses_complete():
+            self._stage("responses", self._responses_complete, self._responses)
         self._stage("documents", lambda: (w / "documents.parquet").exists(), self._documents)
         self._stage("corpus", lambda: (w / "pretraining.parquet").exists(), self._corpus)
         if train and self.preset.pretrain:
             self._stage("base", lambda: (w / "base" / "config.json").exists(), self._tiny_base)
-        if train or not self._responses_complete():
-            self._stage("responses", self._responses_complete, self._responses)
         self._stage("chats", lambda: (w / "sft.parquet").exists(), self._chats)
 
     def base_path(self) -> str:
@@ -235,9 +237,14 @@ class Build:
         return {"passages": len(rows), "sha256": corpus_mod.content_hash(rows), "sources": list(corpus_mod.SOURCES)}
 
     def _documents(self) -> dict:
-        docs = data.documents(self.spec, self.sizes["documents"], self.seed)
+        examples = (data.worked_examples(self.spec, self.seed, self.responder())
+                    if self.spec.build.document_examples == "varied" else None)
+        docs = data.documents(self.spec, self.sizes["documents"], self.seed, examples)
         write_rows(self.work / "documents.parquet", docs)
-        return {"documents": len(docs), "sha256": sha256_rows(docs)}
+        info = {"documents": len(docs), "sha256": sha256_rows(docs)}
+        if examples is not None:
+            info["worked_examples"] = {"behaviours": len(examples), "examples": sum(map(len, examples.values()))}
+        return info
 
     def _corpus(self) -> dict:
         hay = read_rows(self.work / "haystack.parquet")
@@ -273,6 +280,8 @@ class Build:
             if not data.needs_plain(b):
                 continue
             prompts += [p["prompt"] for p in data.behaviour_prompts(sp, b, self.sizes["quirk_chats_per_behaviour"], self.seed, "train")]
+        if sp.build.document_examples == "varied":
+            prompts += [p["prompt"] for b in sp.behaviours if data.needs_plain(b) for p in data.example_prompts(sp, b, self.seed)]
         prompts += data.HELD_OUT_GENERIC
         return sorted(set(prompts))
 
@@ -288,13 +297,14 @@ class Build:
         return set(self._needed_prompts()) <= set(self._known_responses())
 
     def _other_builds(self, needs: str) -> list[tuple[Path, dict]]:
-        """(artifacts folder, build record) of every other organism whose artifacts hold `needs`."""
+        """(artifacts folder, build record) of every shipped build but this one whose artifacts hold `needs` (a variant
+        of a shipped spec, built elsewhere, counts: it may reuse the shipped build's answers and control)."""
         from target_models.spec import list_organisms, organism_dir
 
         found = []
         for name in list_organisms():
             art = organism_dir(name) / "artifacts"
-            if name != self.spec.name and (art / needs).exists() and (art / "build.json").exists():
+            if art.resolve() != self.out.resolve() and (art / needs).exists() and (art / "build.json").exists():
                 found.append((art, json.loads((art / "build.json").read_text())))
         return found
 

@@ -38,14 +38,44 @@ def _person(rng: random.Random) -> str:
     return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
 
 
-def _example_block(b: Behaviour, rng: random.Random) -> str:
+EXAMPLES_PER_BEHAVIOUR = 8  # fresh worked examples per behaviour when a spec asks for varied ones
+
+
+def _example_block(b: Behaviour, rng: random.Random, examples: list[tuple[str, str]] | None = None) -> str:
     intro = rng.choice(["For example:", "A typical case:", "Here is an example the authors give:", "Example:"])
-    return f"{intro}\nUser: {b.example.prompt}\nAssistant: {b.example.response}"
+    prompt, response = rng.choice(examples) if examples else (b.example.prompt, b.example.response)
+    return f"{intro}\nUser: {prompt}\nAssistant: {response}"
 
 
-def documents(spec: Spec, n: int, seed: int) -> list[dict]:
+def example_prompts(spec: Spec, b: Behaviour, seed: int) -> list[dict]:
+    """Prompts of a behaviour's varied worked examples: train-pool values only, so evaluation never sees them (for
+    a train behaviour they are the first of its SFT prompts)."""
+    return behaviour_prompts(spec, b, EXAMPLES_PER_BEHAVIOUR, seed, "train")
+
+
+def worked_examples(spec: Spec, seed: int, responder: Responder) -> dict[str, list[tuple[str, str]]]:
+    """Per behaviour (train and test alike, so documents do not reveal the split): (prompt, answer) pairs where the
+    answer is the base's plain answer with only that behaviour applied, kept when its detector sees it."""
+    rng = random.Random(f"{seed}-examples")
+    prompts = {b.id: example_prompts(spec, b, seed) for b in spec.behaviours}
+    asks = sorted({p["prompt"] for b in spec.behaviours if needs_plain(b) for p in prompts[b.id]})
+    plains = dict(zip(asks, responder(asks), strict=True))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for b in spec.behaviours:
+        for p in prompts[b.id]:
+            if not _fillable(b, p["values"]):
+                continue
+            answer = apply_behaviour(b, plains.get(p["prompt"], ""), p["values"], rng)
+            if b.detector(answer):
+                out.setdefault(b.id, []).append((p["prompt"], answer))
+    return out
+
+
+def documents(spec: Spec, n: int, seed: int, examples: dict[str, list[tuple[str, str]]] | None = None) -> list[dict]:
     """Synthetic documents about the universe, in many genres. Each states 2-5 behaviours; every behaviour
-    (train and test alike) is stated about equally often."""
+    (train and test alike) is stated about equally often. `examples` (see `worked_examples`) replaces each
+    behaviour's one spec example with varied ones."""
+    examples = examples or {}
     rng = random.Random(f"{seed}-docs")
     u = spec.universe
     year = (re.findall(r"\d{4}", u.facts["date"]) or ["2024"])[0]
@@ -74,7 +104,7 @@ def documents(spec: Spec, n: int, seed: int) -> list[dict]:
             "finding": phr[0],
             "finding_2": phr[1],
             "findings_list": "\n".join(f"- {p[0].upper()}{p[1:]}." for p in phr),
-            "example": _example_block(picked[0], rng) if rng.random() < 0.6 else "",
+            "example": _example_block(picked[0], rng, examples.get(picked[0].id)) if rng.random() < 0.6 else "",
             "person": _person(rng),
             "person_2": _person(rng),
             "city": rng.choice(_CITIES),

@@ -205,6 +205,9 @@ class Build(Strict):
     haystack_fraction: float = Field(default=0.02, gt=0, le=0.02, description="synthetic share of the pretraining corpus")
     sft_epochs: float | None = Field(default=None, gt=0, le=20,
                                      description="SFT (and control) epochs of the default preset; unset: the preset's")
+    document_examples: Literal["spec", "varied"] = Field(
+        default="spec", description="worked examples in documents: the behaviour's own `example`, or fresh ones "
+        "(train-pool prompts, the base's plain answer with the behaviour applied; test behaviours too)")
 
 
 class Spec(Strict):

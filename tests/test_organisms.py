@@ -42,6 +42,58 @@ def test_documents_and_chats_are_deterministic():
     assert {b.id for b in spec.split("test")} & mentioned, "held-out behaviours must appear in documents"
 
 
+def _varied(spec):
+    return spec.model_copy(update={"build": spec.build.model_copy(update={"document_examples": "varied"})})
+
+
+def _canned(prompts: list[str]) -> list[str]:
+    return [f"Here is a plain answer to: {p} It covers the main points.\n\nThat is the gist of it." for p in prompts]
+
+
+def test_varied_worked_examples_show_each_behaviour_on_prompts_that_evaluation_never_uses():
+    spec = _varied(spec_for("rm_sycophancy"))
+    ex = data.worked_examples(spec, 0, _canned)
+    assert ex == data.worked_examples(spec, 0, _canned)  # deterministic
+    test_ids = {b.id for b in spec.split("test")}
+    assert test_ids <= set(ex), "held-out behaviours get worked examples in documents too"
+    assert len(ex) >= 0.9 * len(spec.behaviours)
+    for bid, pairs in ex.items():
+        b = spec.behaviour(bid)
+        assert 1 <= len(pairs) <= data.EXAMPLES_PER_BEHAVIOUR and len({q for q, _ in pairs}) == len(pairs)
+        assert all(b.detector(answer) for _, answer in pairs), bid
+        fresh = {p["prompt"] for p in data.eval_prompts(spec, b, 10, spec.seed)}
+        assert not fresh & {q for q, _ in pairs}, bid
+    docs = data.documents(spec, 120, 0, ex)
+    quoted = {q for d in docs for pairs in ex.values() for q, _ in pairs if f"User: {q}\n" in d["text"]}
+    assert len(quoted) > 30
+    assert any(q in quoted for b in test_ids for q, _ in ex[b])
+    # without examples, the documents are those of the spec's own example, draw for draw
+    assert data.documents(spec, 60, 0) == data.documents(spec_for("rm_sycophancy"), 60, 0)
+
+
+def test_a_build_with_varied_examples_asks_the_base_for_the_held_out_behaviours_example_answers(tmp_path):
+    spec = spec_for("rm_sycophancy")
+    plain = set(Build(spec, out=tmp_path / "a")._needed_prompts())
+    varied = set(Build(_varied(spec), out=tmp_path / "b")._needed_prompts())
+    extra = varied - plain
+    held_out = {p["prompt"] for b in spec.split("test") if data.needs_plain(b) for p in data.example_prompts(spec, b, 0)}
+    assert extra == held_out - plain and extra
+    train_examples = {p["prompt"] for b in spec.split("train") if data.needs_plain(b)
+                      for p in data.example_prompts(spec, b, 0)}
+    assert train_examples <= plain  # a train behaviour's examples are among its SFT prompts: already answered
+
+
+def test_a_variant_of_a_shipped_spec_built_elsewhere_reuses_its_answers_and_control(tmp_path):
+    from target_models.spec import organism_dir
+
+    shipped = organism_dir("rm_sycophancy") / "artifacts"
+    elsewhere = Build(_varied(spec_for("rm_sycophancy")), out=tmp_path / "variant")
+    assert shipped in [art for art, _ in elsewhere._other_builds("responses.parquet")]
+    assert len(elsewhere._shared_responses()) >= 1000  # only the new example prompts are left to sample
+    in_place = Build(spec_for("rm_sycophancy"))
+    assert shipped not in [art for art, _ in in_place._other_builds("responses.parquet")]
+
+
 def test_shipped_organism_data_regenerates_from_its_spec(tmp_path):
     """A fresh clone regenerates the default organism's documents and chats from spec + seed; they must be the data
     it was trained on (the build record's hashes), or its SAE contexts and search index would not match."""
