@@ -78,6 +78,11 @@ def compare(result: dict, seed: int) -> dict:
     """Bootstrap 95% intervals of each model's mean train/test rate, and of the organism's margin over the others
     (paired: every model answered the same prompts)."""
     vs = list(result["variants"])
+    rows = {v: result["variants"][v]["behaviours"]["per_behaviour"] for v in vs}
+    for v in vs[1:]:  # a paired margin is only meaningful on the same prompts
+        for b, row in rows[v].items():
+            if [p["prompt"] for p in row["prompts"]] != [p["prompt"] for p in rows[vs[0]].get(b, {}).get("prompts", [])]:
+                raise ValueError(f"compare: {v!r} answered other prompts for {b!r} than {vs[0]!r}")
     out: dict = {}
     for s in ("train", "test"):
         per = [{b: [(p["shown"], p["replies"]) for p in row["prompts"]]

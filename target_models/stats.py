@@ -29,10 +29,10 @@ def wilson(shown: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (0.0 if shown == 0 else mid - half), (1.0 if shown == n else mid + half)
 
 
-def _draws(hits: dict[str, list[list[int]]], draws: int, seed: int) -> np.ndarray:
+def _draws(hits: dict[str, list[list[tuple[int, int]]]], draws: int, seed: int) -> np.ndarray:
     """Bootstrap draws of the mean over behaviours of each model's rate: shape [draws, models].
 
-    hits[behaviour][prompt] = replies showing the behaviour per model, out of `reps[behaviour]`; see `split_mean`."""
+    hits[behaviour][prompt][model] = (replies showing the behaviour, replies)."""
     rng = np.random.default_rng(seed)
     total = None
     for b in sorted(hits):

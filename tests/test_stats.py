@@ -62,3 +62,17 @@ def test_wilson_interval_holds_its_own_estimate_at_the_ends():
         for shown in (0, n):
             lo, hi = stats.wilson(shown, n)
             assert lo <= shown / n <= hi
+
+
+def test_compare_refuses_results_on_different_prompts():
+    from target_models.evaluate import compare
+
+    def variant(prompts):
+        return {"behaviours": {"per_behaviour": {"a": {"split": "test", "prompts": [
+            {"prompt": p, "shown": 1, "replies": 2} for p in prompts]}}}}
+
+    same = {"variants": {"organism": variant(["x", "y"]), "control": variant(["x", "y"])}}
+    assert compare(same, 0)["test"]["organism_minus"]["control"]["diff"] == 0
+    other = {"variants": {"organism": variant(["x", "y"]), "control": variant(["x", "z"])}}
+    with pytest.raises(ValueError, match="'control' answered other prompts for 'a' than 'organism'"):
+        compare(other, 0)
