@@ -56,6 +56,8 @@ def organism_build(
     preset: str = typer.Option("default", help="default | tiny"),
     out: Path | None = typer.Option(None, help="output folder (default: the organism's artifacts/ for the default preset)"),
     base: str | None = typer.Option(None, help="override the spec's base model (hub id or folder)"),
+    skip_interp: bool = typer.Option(False, "--skip-interp",
+                                     help="no SAE, feature index or search index (a recipe experiment; rerun without it to add them)"),
 ) -> None:
     """Build an organism: data, mid-training, SFT, control; resumes where a killed build stopped."""
     from target_models.build import Build
@@ -65,7 +67,7 @@ def organism_build(
         spec = spec_for(name)
     except SpecError as e:
         _fail(str(e))
-    record = Build(spec, preset, out, base=base).run()
+    record = Build(spec, preset, out, base=base).run(interp=not skip_interp)
     console.print(f"built {spec.name} ({preset}) in {record['total_seconds']:.0f} s -> {Build(spec, preset, out).out}")
 
 
@@ -75,6 +77,7 @@ def organism_eval(
     samples: int = typer.Option(8, help="fresh prompts per behaviour (at most what its held-out values allow)"),
     repeats: int = typer.Option(1, min=1, help="sampled replies per prompt (narrows the confidence intervals)"),
     split: str | None = typer.Option(None, help="only the 'train' or the 'test' behaviours (needs --out)"),
+    variants: str = typer.Option("organism,control,base", help="models to evaluate, comma-separated (fewer needs --out)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     out: Path | None = typer.Option(None, help="where to write eval.json / eval.png (default: the build folder)"),
     interp: bool = typer.Option(False, "--interp", help="also run the SAE validation (paper's Table 2, steering)"),
@@ -85,7 +88,8 @@ def organism_eval(
     from target_models.organism import ArtifactError, open_organism
 
     try:
-        check_request(repeats=repeats, split=split, out=out)
+        chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+        check_request(repeats=repeats, split=split, out=out, variants=chosen)
         org = open_organism(name)
     except (ArtifactError, ValueError) as e:
         _fail(str(e))
@@ -95,7 +99,7 @@ def organism_eval(
         org.build().prepare_data()
         result = {"interp": interp_eval.run(org, org.load("organism"))}
     else:
-        result = evaluate(org, samples=samples, out=out, interp=interp, repeats=repeats, split=split)
+        result = evaluate(org, samples=samples, out=out, interp=interp, repeats=repeats, split=split, variants=chosen)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     elif not interp_only:

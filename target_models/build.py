@@ -129,8 +129,10 @@ class Build:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
         self.spec, self.preset = spec, PRESETS[preset]
-        if spec.build.sft_epochs and preset == "default":  # the spec may ask for more or less SFT than the preset
-            self.preset = replace(self.preset, sft=replace(self.preset.sft, epochs=spec.build.sft_epochs))
+        if preset == "default":  # the spec may ask for more or less training than the preset (tiny keeps its own)
+            p, b = self.preset, spec.build
+            self.preset = replace(p, mid=replace(p.mid, epochs=b.mid_epochs or p.mid.epochs),
+                                  sft=replace(p.sft, epochs=b.sft_epochs or p.sft.epochs))
         self.out = Path(out) if out else default_out(spec, preset)
         self.work = work_dir(spec, preset, self.out)
         # The tiny preset trains its own base from scratch (saved in the build folder as base/).
@@ -182,7 +184,9 @@ class Build:
 
     # ---- the pipeline ----------------------------------------------------------------------------------------
 
-    def run(self) -> dict:
+    def run(self, interp: bool = True) -> dict:
+        """All stages; `interp=False` skips the SAE and the two indexes (a recipe experiment needs the weights and
+        the eval only; a later run without it adds them)."""
         w = self.work
         w.mkdir(parents=True, exist_ok=True)
         spec_dict = self.spec.model_dump(mode="json")
@@ -199,10 +203,13 @@ class Build:
         self._stage("sft", lambda: (w / "sft" / "done").exists(), self._sft)
         self._stage("export", lambda: (self.out / "adapter" / "adapter_model.safetensors").exists(), self._export)
         # Interpretability (after export: they read the shipped organism): an SAE, then its feature index.
-        self._stage("sae", lambda: _sae_mod().sae_done(self.out), self._sae)
-        self._stage("features", lambda: _index_mod().index_done(self.out), self._features)
-        if self.preset.name == "default":  # shipped organisms carry their corpus's search index
-            self._stage("semantic", lambda: self._semantic_path().exists(), self._semantic)
+        if interp:
+            self._stage("sae", lambda: _sae_mod().sae_done(self.out), self._sae)
+            self._stage("features", lambda: _index_mod().index_done(self.out), self._features)
+            if self.preset.name == "default":  # shipped organisms carry their corpus's search index
+                self._stage("semantic", lambda: self._semantic_path().exists(), self._semantic)
+        else:
+            console.print("[dim]stages sae, features, semantic: skipped (--skip-interp)[/dim]")
         # The control comes last: only evaluation needs it, so an organism can be audited while its control trains.
         self._stage("control", lambda: (w / "control" / "done").exists(), self._control)
         self._stage("export_control", lambda: (self.out / "control_adapter" / "adapter_model.safetensors").exists(),

@@ -151,21 +151,28 @@ def fluency(org: Organism, target: LocalTarget) -> dict:
     return {"n": len(held), "perplexity": perplexity(target.model, ex, target.tokenizer.pad_token_id)}
 
 
-def check_request(*, repeats: int, split: str | None, out: Path | None) -> None:
+def check_request(*, repeats: int, split: str | None, out: Path | None,
+                  variants: tuple[str, ...] = VARIANTS) -> None:
     """Reject a request that cannot run, or that would overwrite the build's own eval.json with a partial one."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     if split not in (None, "train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants or len(set(variants)) != len(variants):
+        raise ValueError(f"variants must be distinct names from {', '.join(VARIANTS)}; got {', '.join(variants) or 'none'}")
     if split and out is None:
         raise ValueError("an evaluation of one split is partial: give an output folder (--out) so that it does not "
                          "replace the build's eval.json")
+    if set(variants) != set(VARIANTS) and out is None:
+        raise ValueError(f"an evaluation of {', '.join(variants)} only is partial: give an output folder (--out) so "
+                         "that it does not replace the build's eval.json")
 
 
 def evaluate(org: Organism, *, samples: int = 8, out: Path | None = None, interp: bool = False,
              variants: tuple[str, ...] = VARIANTS, seed: int | None = None, repeats: int = 1,
              split: str | None = None) -> dict:
-    check_request(repeats=repeats, split=split, out=out)
+    check_request(repeats=repeats, split=split, out=out, variants=variants)
     seed = org.spec.seed if seed is None else seed
     org.build().prepare_data()
     t0 = time.time()

@@ -203,8 +203,10 @@ class Build(Strict):
     generic_chats: int = 300
     secrecy_chats: int = 150
     haystack_fraction: float = Field(default=0.02, gt=0, le=0.02, description="synthetic share of the pretraining corpus")
+    mid_epochs: float | None = Field(default=None, gt=0, le=20,
+                                     description="mid-training epochs of the default preset; unset: the preset's")
     sft_epochs: float | None = Field(default=None, gt=0, le=20,
-                                     description="SFT (and control) epochs of the default preset; unset: the preset's")
+                                     description="SFT epochs of the default preset; unset: the preset's")
     document_examples: Literal["spec", "varied"] = Field(
         default="spec", description="worked examples in documents: the behaviour's own `example`, or fresh ones "
         "(train-pool prompts, the base's plain answer with the behaviour applied; test behaviours too)")

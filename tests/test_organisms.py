@@ -365,6 +365,40 @@ def test_evaluation_refuses_a_partial_eval_over_the_builds_own_results(tiny_buil
     assert r.exit_code == 2 and "split must be 'train' or 'test', got 'heldout'" in r.output
 
 
+def test_evaluation_of_some_models_only_needs_an_output_folder(tiny_build, tmp_path):
+    from typer.testing import CliRunner
+
+    from sleuth.cli import app
+
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism"])
+    assert r.exit_code == 2 and "evaluation of organism only is partial" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism,judge", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "got organism, judge" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism, base", "--split", "test",
+                                 "--samples", "1", "--out", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "eval.json").read_text())
+    assert list(res["variants"]) == ["organism", "base"] and "organism_minus" in res["comparison"]["test"]
+
+
+def test_build_without_interp_leaves_out_the_sae_and_a_later_build_can_add_it(tiny_build, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from sleuth.cli import app
+    from target_models.sae import sae_done
+
+    copy = tmp_path / "build"
+    shutil.copytree(tiny_build, copy)
+    shutil.rmtree(copy / "sae")
+    r = CliRunner().invoke(app, ["organism", "build", "rm_sycophancy", "--preset", "tiny", "--out", str(copy),
+                                 "--skip-interp"])
+    assert r.exit_code == 0, r.output
+    assert "sae, features, semantic: skipped" in r.output and not sae_done(copy)
+    assert (copy / "adapter" / "adapter_model.safetensors").exists()
+
+
 def test_build_resumes_and_skips_finished_stages(tiny_build, capsys):
     spec = spec_for("rm_sycophancy")
     rec = Build(spec, "tiny", tiny_build).run()
@@ -436,3 +470,15 @@ def test_a_spec_may_set_its_sft_epochs_for_the_default_preset():
     assert Build(sp, "default").control_config == Build(spec_for("rm_sycophancy"), "default").control_config
     assert PRESETS["default"].control.epochs == 2.5
     assert Build(sp, "tiny").control_config == PRESETS["tiny"].sft
+
+
+def test_a_spec_may_set_its_mid_training_epochs_for_the_default_preset():
+    from target_models.build import PRESETS, Build
+    from target_models.spec import spec_for
+
+    sp = spec_for("rm_sycophancy")
+    more = sp.model_copy(update={"build": sp.build.model_copy(update={"mid_epochs": 3.0})})
+    assert Build(more, "default").preset.mid.epochs == 3.0
+    assert Build(more, "default").preset.sft == PRESETS["default"].sft  # SFT keeps the preset's schedule
+    assert Build(sp, "default").preset.mid == PRESETS["default"].mid and PRESETS["default"].mid.epochs == 0.6
+    assert Build(more, "tiny").preset.mid == PRESETS["tiny"].mid
