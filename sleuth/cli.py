@@ -89,7 +89,7 @@ def organism_eval(
 
     try:
         chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-        check_request(repeats=repeats, split=split, out=out, variants=chosen)
+        check_request(repeats=repeats, split=split, out=out, variants=chosen, interp=interp)
         org = open_organism(name)
     except (ArtifactError, ValueError) as e:
         _fail(str(e))

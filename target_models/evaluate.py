@@ -152,7 +152,7 @@ def fluency(org: Organism, target: LocalTarget) -> dict:
 
 
 def check_request(*, repeats: int, split: str | None, out: Path | None,
-                  variants: tuple[str, ...] = VARIANTS) -> None:
+                  variants: tuple[str, ...] = VARIANTS, interp: bool = False) -> None:
     """Reject a request that cannot run, or that would overwrite the build's own eval.json with a partial one."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
@@ -161,6 +161,8 @@ def check_request(*, repeats: int, split: str | None, out: Path | None,
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants or len(set(variants)) != len(variants):
         raise ValueError(f"variants must be distinct names from {', '.join(VARIANTS)}; got {', '.join(variants) or 'none'}")
+    if interp and "organism" not in variants:
+        raise ValueError("the SAE validation (--interp) reads the organism: keep 'organism' among the variants")
     if split and out is None:
         raise ValueError("an evaluation of one split is partial: give an output folder (--out) so that it does not "
                          "replace the build's eval.json")
@@ -172,7 +174,7 @@ def check_request(*, repeats: int, split: str | None, out: Path | None,
 def evaluate(org: Organism, *, samples: int = 8, out: Path | None = None, interp: bool = False,
              variants: tuple[str, ...] = VARIANTS, seed: int | None = None, repeats: int = 1,
              split: str | None = None) -> dict:
-    check_request(repeats=repeats, split=split, out=out, variants=variants)
+    check_request(repeats=repeats, split=split, out=out, variants=variants, interp=interp)
     seed = org.spec.seed if seed is None else seed
     org.build().prepare_data()
     t0 = time.time()

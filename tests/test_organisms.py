@@ -374,6 +374,8 @@ def test_evaluation_of_some_models_only_needs_an_output_folder(tiny_build, tmp_p
     assert r.exit_code == 2 and "evaluation of organism only is partial" in " ".join(r.output.split())
     r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism,judge", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "got organism, judge" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "base", "--interp", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "keep 'organism' among the variants" in " ".join(r.output.split())
     r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism, base", "--split", "test",
                                  "--samples", "1", "--out", str(tmp_path), "--json"])
     assert r.exit_code == 0, r.output
