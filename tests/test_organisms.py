@@ -383,12 +383,13 @@ def test_evaluation_of_some_models_only_needs_an_output_folder(tiny_build, tmp_p
     assert list(res["variants"]) == ["organism", "base"] and "organism_minus" in res["comparison"]["test"]
 
 
-def test_build_without_interp_leaves_out_the_sae_and_a_later_build_can_add_it(tiny_build, tmp_path):
+def test_build_without_interp_leaves_out_the_sae_and_its_index(tiny_build, tmp_path):
     import shutil
 
     from typer.testing import CliRunner
 
     from sleuth.cli import app
+    from target_models.feature_index import index_done
     from target_models.sae import sae_done
 
     copy = tmp_path / "build"
@@ -398,6 +399,7 @@ def test_build_without_interp_leaves_out_the_sae_and_a_later_build_can_add_it(ti
                                  "--skip-interp"])
     assert r.exit_code == 0, r.output
     assert "sae, features, semantic: skipped" in r.output and not sae_done(copy)
+    assert not index_done(copy) and json.loads((copy / "build.json").read_text())["stages"]["sft"]
     assert (copy / "adapter" / "adapter_model.safetensors").exists()
 
 
