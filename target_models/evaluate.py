@@ -85,8 +85,7 @@ def compare(result: dict, seed: int) -> dict:
                 raise ValueError(f"compare: {v!r} answered other prompts for {b!r} than {vs[0]!r}")
     out: dict = {}
     for s in ("train", "test"):
-        per = [{b: [(p["shown"], p["replies"]) for p in row["prompts"]]
-                for b, row in result["variants"][v]["behaviours"]["per_behaviour"].items() if row["split"] == s}
+        per = [{b: [(p["shown"], p["replies"]) for p in row["prompts"]] for b, row in rows[v].items() if row["split"] == s}
                for v in vs]
         if not per[0]:
             continue
