@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Alignment audits for hidden objectives.")
-organism_app = typer.Typer(no_args_is_help=True, help="Model organisms: list, build, eval, chat.")
+organism_app = typer.Typer(no_args_is_help=True, help="Model organisms: list, build, eval, compare, chat.")
 tool_app = typer.Typer(help="The auditor's tools, callable from the shell.")
 app.add_typer(organism_app, name="organism")
 app.add_typer(tool_app, name="tool")
@@ -110,6 +110,25 @@ def organism_eval(
         written = interp_eval.write(result["interp"], Path(out) if out else org.out)
         (err if as_json else console).print(interp_eval.markdown(result["interp"]), markup=False)
         err.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+@organism_app.command("compare")
+def organism_compare(
+    models: list[str] = typer.Argument(..., help="LABEL=EVAL_JSON[:VARIANT], two or more; VARIANT is base, control or "
+                                                 "organism (default: the label if it names one, else organism)"),
+    focus: str = typer.Option(..., help="the label whose margin over each other model is bootstrapped"),
+    out: Path = typer.Option(..., help="where to write comparison.json / .md / .png"),
+    title: str | None = typer.Option(None, help="plot title (e.g. the device and the recipe)"),
+) -> None:
+    """Models from several evaluations side by side on the same prompts, with paired margins; table, PNG, JSON."""
+    from target_models import comparison
+
+    try:
+        result = comparison.run([comparison.parse_source(m) for m in models], focus=focus, out=out, title=title)
+    except ValueError as e:
+        _fail(str(e))
+    sys.stdout.write(comparison.markdown(result))
+    err.print(f"wrote comparison.json, comparison.md, comparison.png in {out}")
 
 
 @organism_app.command("chat")

@@ -74,9 +74,9 @@ def behaviour_rates(org: Organism, target: LocalTarget, samples: int, seed: int,
     return {"per_behaviour": per, "mean": means, "repeats": repeats}
 
 
-def compare(result: dict, seed: int) -> dict:
-    """Bootstrap 95% intervals of each model's mean train/test rate, and of the organism's margin over the others
-    (paired: every model answered the same prompts)."""
+def compare(result: dict, seed: int, focus: str = "organism") -> dict:
+    """Bootstrap 95% intervals of each model's mean train/test rate, and of the focus model's margin over the others
+    (paired: every model answered the same prompts), under `<focus>_minus`."""
     vs = list(result["variants"])
     rows = {v: result["variants"][v]["behaviours"]["per_behaviour"] for v in vs}
     for v in vs[1:]:  # a paired margin is only meaningful on the same prompts
@@ -91,11 +91,11 @@ def compare(result: dict, seed: int) -> dict:
             continue
         m = stats.split_means(per, seed=seed)
         out[s] = {"ci95": {v: list(stats.interval(m["draws"][:, i])) for i, v in enumerate(vs)}}
-        if "organism" in vs:
-            i = vs.index("organism")
-            out[s]["organism_minus"] = {
+        if focus in vs:
+            i = vs.index(focus)
+            out[s][f"{focus}_minus"] = {
                 v: {"diff": float(m["point"][i] - m["point"][j]), "ci95": list(stats.interval(m["draws"][:, i] - m["draws"][:, j]))}
-                for j, v in enumerate(vs) if v != "organism"}
+                for j, v in enumerate(vs) if v != focus}
     return out
 
 
