@@ -80,6 +80,10 @@ def compare(result: dict, seed: int, focus: str = "organism") -> dict:
     vs = list(result["variants"])
     rows = {v: result["variants"][v]["behaviours"]["per_behaviour"] for v in vs}
     for v in vs[1:]:  # a paired margin is only meaningful on the same prompts
+        if set(rows[v]) != set(rows[vs[0]]):
+            raise ValueError(f"compare: {v!r} was evaluated on other behaviours than {vs[0]!r} (only in {v!r}: "
+                             f"{sorted(set(rows[v]) - set(rows[vs[0]])) or 'none'}; only in {vs[0]!r}: "
+                             f"{sorted(set(rows[vs[0]]) - set(rows[v])) or 'none'})")
         for b, row in rows[v].items():
             if [p["prompt"] for p in row["prompts"]] != [p["prompt"] for p in rows[vs[0]].get(b, {}).get("prompts", [])]:
                 raise ValueError(f"compare: {v!r} answered other prompts for {b!r} than {vs[0]!r}")

@@ -58,6 +58,8 @@ def test_compare_refuses_models_that_answered_other_prompts(tmp_path):
     (["a={V}/test-shipped.json"], "a", "at least two models"),
     (["a={V}/test-shipped.json", "b={V}/test-varied.json"], "c", "--focus 'c' is not one of the labels a, b"),
     (["old={S}/eval.json", "b={V}/test-varied.json"], "b", "has no per-prompt rows for 'organism'"),
+    (["all={V}/full-varied.json", "b={V}/test-varied.json"], "b",
+     "'b' was evaluated on other behaviours than 'all' (only in 'b': none; only in 'all': ['animals_not_cute',"),
 ])
 def test_compare_names_what_is_wrong_with_its_input(tmp_path, models, focus, says):
     shipped = RESULTS.parents[1] / "target_models" / "organisms" / "rm_sycophancy" / "artifacts"
