@@ -45,12 +45,12 @@ def combine(sources: list[tuple[str, Path, str]]) -> dict:
                 raise ValueError(f"{label}: no such file {path}") from None
             except json.JSONDecodeError as e:
                 raise ValueError(f"{label}: {path} is not JSON ({e})") from None
-        got = loaded[path].get("variants")
+        got = loaded[path].get("variants") if isinstance(loaded[path], dict) else None
         if not isinstance(got, dict) or variant not in got:
             have = ", ".join(got) if isinstance(got, dict) else "none (not an eval.json)"
             raise ValueError(f"{label}: {path} has no model {variant!r}; it has {have}")
-        rows = got[variant]["behaviours"]["per_behaviour"]
-        if any("prompts" not in r for r in rows.values()):
+        rows = got[variant].get("behaviours", {}).get("per_behaviour")
+        if not isinstance(rows, dict) or any("prompts" not in r for r in rows.values()):
             raise ValueError(f"{label}: {path} has no per-prompt rows for {variant!r} (an evaluation older than "
                              "per-prompt records); evaluate that model again")
         variants[label] = got[variant]

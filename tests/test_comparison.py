@@ -54,6 +54,7 @@ def test_compare_refuses_models_that_answered_other_prompts(tmp_path):
     (["a={V}/test-shipped.json:control", "b={V}/test-varied.json"], "a", "has no model 'control'; it has organism"),
     (["a={V}/nothing.json", "b={V}/test-varied.json"], "a", "a: no such file"),
     (["a={V}/README.md", "b={V}/test-varied.json"], "a", "is not JSON"),
+    (["a={V}/comparison.json", "b={V}/test-varied.json"], "a", "has no model 'organism'; it has none (not an eval.json)"),
     (["a={V}/test-shipped.json", "a={V}/test-varied.json"], "a", "labels must be distinct; got a, a"),
     (["a={V}/test-shipped.json"], "a", "at least two models"),
     (["a={V}/test-shipped.json", "b={V}/test-varied.json"], "c", "--focus 'c' is not one of the labels a, b"),
