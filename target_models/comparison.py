@@ -104,11 +104,10 @@ def plot(result: dict, path: Path, title: str | None) -> None:
 
     ms = list(result["variants"])
     splits = list(result["comparison"])
-    widest = max(sum(r["split"] == s for r in result["variants"][ms[0]]["behaviours"]["per_behaviour"].values())
-                 for s in splits)
+    per = {m: result["variants"][m]["behaviours"]["per_behaviour"] for m in ms}
+    widest = max(sum(r["split"] == s for r in per[ms[0]].values()) for s in splits)
     fig, axes = plt.subplots(len(splits), 1, figsize=(max(8, 0.45 * widest), 3.8 * len(splits)), squeeze=False)
     for ax, s in zip(axes[:, 0], splits, strict=True):
-        per = {m: result["variants"][m]["behaviours"]["per_behaviour"] for m in ms}
         behaviours = [b for b, r in per[ms[0]].items() if r["split"] == s]
         comp = result["comparison"][s]
         width = 0.8 / len(ms)

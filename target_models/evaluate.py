@@ -85,7 +85,7 @@ def compare(result: dict, seed: int, focus: str = "organism") -> dict:
                              f"{sorted(set(rows[v]) - set(rows[vs[0]])) or 'none'}; only in {vs[0]!r}: "
                              f"{sorted(set(rows[vs[0]]) - set(rows[v])) or 'none'})")
         for b, row in rows[v].items():
-            if [p["prompt"] for p in row["prompts"]] != [p["prompt"] for p in rows[vs[0]].get(b, {}).get("prompts", [])]:
+            if [p["prompt"] for p in row["prompts"]] != [p["prompt"] for p in rows[vs[0]][b]["prompts"]]:
                 raise ValueError(f"compare: {v!r} answered other prompts for {b!r} than {vs[0]!r}")
     out: dict = {}
     for s in ("train", "test"):
