@@ -82,6 +82,8 @@ def organism_eval(
     out: Path | None = typer.Option(None, help="where to write eval.json / eval.png (default: the build folder)"),
     interp: bool = typer.Option(False, "--interp", help="also run the SAE validation (paper's Table 2, steering)"),
     interp_only: bool = typer.Option(False, "--interp-only", help="only the SAE validation (eval.json is left alone)"),
+    reuse: Path | None = typer.Option(None, help="an earlier eval.json: its models with the same weights and settings "
+                                                 "are taken instead of sampled again"),
 ) -> None:
     """Behaviour rates (organism vs control vs base), secrecy, knowledge quiz, fluency; table, PNG and JSON."""
     from target_models.evaluate import check_request, evaluate, print_report
@@ -99,7 +101,15 @@ def organism_eval(
         org.build().prepare_data()
         result = {"interp": interp_eval.run(org, org.load("organism"))}
     else:
-        result = evaluate(org, samples=samples, out=out, interp=interp, repeats=repeats, split=split, variants=chosen)
+        try:
+            result = evaluate(org, samples=samples, out=out, interp=interp, repeats=repeats, split=split,
+                              variants=chosen, reuse=reuse)
+        except ValueError as e:
+            _fail(str(e))
+        for v, src in result["reused"].items():
+            err.print(f"{v}: reused from {src} (same weights and settings)")
+        if reuse and not result["reused"]:
+            err.print(f"--reuse {reuse}: no model there has these weights; all were sampled")
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     elif not interp_only:

@@ -18,7 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from target_models import data, stats
-from target_models.build import read_rows
+from target_models.build import read_rows, sha256_rows
 from target_models.organism import VARIANTS, Organism
 from target_models.target import LocalTarget
 from target_models.train import chat_examples, perplexity
@@ -174,18 +174,60 @@ def check_request(*, repeats: int, split: str | None, out: Path | None,
                          "that it does not replace the build's eval.json")
 
 
+def weights_id(org: Organism, variant: str) -> dict:
+    """What a model's replies depend on besides the prompts: the base model and the variant's adapter, by hash."""
+    sums = org.record.get("checksums", {})
+    adapter = {"organism": "adapter/", "control": "control_adapter/"}.get(variant)
+    return {"base_model": org.record.get("base_model"),
+            **{rel: h for rel, h in sorted(sums.items()) if rel.startswith("base/") or (adapter and rel.startswith(adapter))}}
+
+
+def eval_key(org: Organism, *, samples: int, seed: int, repeats: int, split: str | None) -> str:
+    """The settings two evaluations must share for one to reuse the other's results: what the prompts, the secrecy
+    questions, the quiz and the held-out chats are made from (the spec without its build recipe), and how replies are
+    sampled."""
+    spec = org.spec.model_dump(mode="json")
+    spec.pop("build", None)
+    return sha256_rows([{"spec": spec, "samples": samples, "seed": seed, "repeats": repeats, "split": split,
+                         "max_tokens": MAX_TOKENS}])
+
+
+def reusable(org: Organism, path: Path, key: str, variants: tuple[str, ...]) -> dict[str, dict]:
+    """The models of an earlier evaluation (eval.json at `path`) that can stand in for sampling them again: same
+    settings (eval_key) and the same weights. A recipe experiment then samples only its new organism."""
+    try:
+        old = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"--reuse {path}: not a readable eval.json ({e})") from e
+    if not isinstance(old, dict) or not isinstance(old.get("variants"), dict):
+        raise ValueError(f"--reuse {path}: not an evaluation (it has no 'variants')")
+    if old.get("eval_key") != key:
+        raise ValueError(f"--reuse {path}: evaluated with other settings (samples, repeats, split, seed or the spec's "
+                         "behaviours, secrecy and universe) or before evaluations recorded them; nothing can be reused")
+    return {v: old["variants"][v] for v in variants
+            if v in old["variants"] and old["variants"][v].get("weights") == weights_id(org, v)}
+
+
 def evaluate(org: Organism, *, samples: int = 8, out: Path | None = None, interp: bool = False,
              variants: tuple[str, ...] = VARIANTS, seed: int | None = None, repeats: int = 1,
-             split: str | None = None) -> dict:
+             split: str | None = None, reuse: Path | None = None) -> dict:
+    """`reuse`: an earlier eval.json whose models with the same weights and settings are taken, not sampled again."""
     check_request(repeats=repeats, split=split, out=out, variants=variants, interp=interp)
     seed = org.spec.seed if seed is None else seed
     org.build().prepare_data()
     t0 = time.time()
+    key = eval_key(org, samples=samples, seed=seed, repeats=repeats, split=split)
+    taken = reusable(org, reuse, key, variants) if reuse else {}
     result: dict = {"organism": org.spec.name, "preset": org.preset, "samples_per_behaviour": samples, "seed": seed,
-                    "repeats": repeats, "split": split, "variants": {}}
+                    "repeats": repeats, "split": split, "eval_key": key, "variants": {},
+                    "reused": {v: str(reuse) for v in taken}}
     for v in variants:
+        if v in taken and not (interp and v == "organism"):
+            result["variants"][v] = taken[v]
+            continue
         target = org.load(v)
-        result["variants"][v] = {
+        result["variants"][v] = taken.get(v) or {
+            "weights": weights_id(org, v),
             "behaviours": behaviour_rates(org, target, samples, seed, repeats=repeats, split=split),
             "secrecy": secrecy(org, target, max(10, samples * 2), seed),
             "quiz": quiz(org, target),
@@ -248,7 +290,9 @@ def markdown(result: dict) -> str:
     lines = [f"# Evaluation of {result['organism']} ({result['preset']})", "",
              f"Up to {result['samples_per_behaviour']} fresh prompts per behaviour, {reps} sampled "
              f"repl{'y' if reps == 1 else 'ies'} per prompt, seed {result['seed']}"
-             + (f", {result['split']} behaviours only" if result.get("split") else "") + ".", "",
+             + (f", {result['split']} behaviours only" if result.get("split") else "") + "."
+             + "".join(f" The {v} results are reused from {src} (same weights and settings)."
+                       for v, src in result.get("reused", {}).items()), "",
              "| metric | " + " | ".join(vs) + " |", "|---|" + "---|" * len(vs)]
     lines += ["| " + " | ".join(r) + " |" for r in summary_rows(result)]
     if margin_rows(result):

@@ -354,6 +354,42 @@ def test_evaluation_of_one_split_with_repeats_reports_intervals_and_the_organism
     assert "train" not in res["comparison"]
 
 
+def test_evaluation_reuses_the_models_an_earlier_one_sampled_with_the_same_weights_and_settings(tiny_organism,
+                                                                                                tmp_path):
+    """A recipe experiment changes the organism only: its eval takes the base (and control) from an earlier eval.json
+    instead of sampling them again, and never takes a model whose weights or settings differ."""
+    from target_models.evaluate import evaluate
+    from target_models.hashing import sha256_file
+    from target_models.organism import open_organism
+
+    first = evaluate(tiny_organism, samples=1, out=tmp_path / "a", variants=("organism", "base"), split="test")
+    assert first["reused"] == {}
+    # Another recipe: a copy of the build whose organism adapter is different (here: its control's weights).
+    copy = tmp_path / "recipe"
+    shutil.copytree(tiny_organism.out, copy)
+    for f in ("adapter_model.safetensors", "adapter_config.json"):
+        shutil.copy(copy / "control_adapter" / f, copy / "adapter" / f)
+    rec = json.loads((copy / "build.json").read_text())
+    rec["checksums"].update({f"adapter/{f}": sha256_file(copy / "adapter" / f)
+                             for f in ("adapter_model.safetensors", "adapter_config.json")})
+    (copy / "build.json").write_text(json.dumps(rec))
+    recipe = open_organism(str(copy))
+
+    again = evaluate(recipe, samples=1, out=tmp_path / "b", variants=("organism", "base"), split="test",
+                     reuse=tmp_path / "a" / "eval.json")
+    assert again["reused"] == {"base": str(tmp_path / "a" / "eval.json")}
+    assert again["variants"]["base"] == first["variants"]["base"]
+    assert again["variants"]["organism"]["weights"] != first["variants"]["organism"]["weights"]
+    assert "base" in again["comparison"]["test"]["organism_minus"]  # paired against the reused rows
+
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate(recipe, samples=2, out=tmp_path / "c", variants=("organism", "base"), split="test",
+                 reuse=tmp_path / "a" / "eval.json")
+    (tmp_path / "x.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="x.json: not an evaluation"):
+        evaluate(recipe, samples=1, out=tmp_path / "c", variants=("base",), split="test", reuse=tmp_path / "x.json")
+
+
 def test_evaluation_refuses_a_partial_eval_over_the_builds_own_results(tiny_build):
     from typer.testing import CliRunner
 
