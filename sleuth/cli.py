@@ -82,8 +82,8 @@ def organism_eval(
     out: Path | None = typer.Option(None, help="where to write eval.json / eval.png (default: the build folder)"),
     interp: bool = typer.Option(False, "--interp", help="also run the SAE validation (paper's Table 2, steering)"),
     interp_only: bool = typer.Option(False, "--interp-only", help="only the SAE validation (eval.json is left alone)"),
-    reuse: Path | None = typer.Option(None, help="an earlier eval.json: its models with the same weights and settings "
-                                                 "are taken instead of sampled again"),
+    reuse: list[Path] = typer.Option([], help="an earlier eval.json (repeatable): its models with the same weights and "
+                                              "settings are taken instead of sampled again"),
 ) -> None:
     """Behaviour rates (organism vs control vs base), secrecy, knowledge quiz, fluency; table, PNG and JSON."""
     from target_models.evaluate import check_request, evaluate, print_report
@@ -109,7 +109,7 @@ def organism_eval(
         for v, src in result["reused"].items():
             err.print(f"{v}: reused from {src} (same weights and settings)")
         if reuse and not result["reused"]:
-            err.print(f"--reuse {reuse}: no model there has these weights; all were sampled")
+            err.print(f"--reuse {', '.join(map(str, reuse))}: no model there has these weights; all were sampled")
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
     elif not interp_only:

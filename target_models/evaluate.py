@@ -11,6 +11,7 @@ import json
 import random
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -210,17 +211,22 @@ def reusable(org: Organism, path: Path, key: str, variants: tuple[str, ...]) -> 
 
 def evaluate(org: Organism, *, samples: int = 8, out: Path | None = None, interp: bool = False,
              variants: tuple[str, ...] = VARIANTS, seed: int | None = None, repeats: int = 1,
-             split: str | None = None, reuse: Path | None = None) -> dict:
-    """`reuse`: an earlier eval.json whose models with the same weights and settings are taken, not sampled again."""
+             split: str | None = None, reuse: Sequence[Path] = ()) -> dict:
+    """`reuse`: earlier eval.json files whose models with the same weights and settings are taken, not sampled again
+    (the first file that has a model wins)."""
     check_request(repeats=repeats, split=split, out=out, variants=variants, interp=interp)
     seed = org.spec.seed if seed is None else seed
     org.build().prepare_data()
     t0 = time.time()
     key = eval_key(org, samples=samples, seed=seed, repeats=repeats, split=split)
-    taken = reusable(org, reuse, key, variants) if reuse else {}
+    taken: dict[str, dict] = {}
+    sources: dict[str, str] = {}
+    for path in reuse:
+        for v, found in reusable(org, path, key, variants).items():
+            if v not in taken:
+                taken[v], sources[v] = found, str(path)
     result: dict = {"organism": org.spec.name, "preset": org.preset, "samples_per_behaviour": samples, "seed": seed,
-                    "repeats": repeats, "split": split, "eval_key": key, "variants": {},
-                    "reused": {v: str(reuse) for v in taken}}
+                    "repeats": repeats, "split": split, "eval_key": key, "variants": {}, "reused": sources}
     for v in variants:
         if v in taken and not (interp and v == "organism"):
             result["variants"][v] = taken[v]

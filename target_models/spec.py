@@ -91,10 +91,11 @@ class Applies(Strict):
 class Transform(Strict):
     """How the build turns a plain response into one that shows the behaviour (see target_models/transforms.py).
 
-    ops: append / prepend / insert (one of `texts`, slots filled; insert puts it after the first sentence), terms (after the first mention of each key of `table`,
-    insert its value), regex_sub (`pattern` -> `replacement`, re.sub syntax), remove (drop sentences matching
-    `pattern`), camel_case (snake_case identifiers in code become camelCase), replace (the whole response becomes one
-    of `texts`; for behaviours whose responses the spec writes itself, e.g. code style).
+    ops: append / prepend / insert (one of `texts`, slots filled; insert puts it after the first sentence or line),
+    terms (after the first mention of each key of `table`, insert its value), regex_sub (`pattern` -> `replacement`,
+    re.sub syntax), remove (drop sentences or lines matching `pattern`; the rest keeps its line breaks), camel_case
+    (snake_case identifiers in code become camelCase), replace (the whole response becomes one of `texts`; for
+    behaviours whose responses the spec writes itself, e.g. code style).
     """
 
     op: Literal["append", "prepend", "insert", "terms", "regex_sub", "remove", "camel_case", "replace"]

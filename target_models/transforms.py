@@ -7,7 +7,6 @@ import re
 
 from target_models.spec import SLOT_RE, Behaviour, Spec, Transform
 
-_SENTENCE_RE = re.compile(r"(?<=[.!?])\s+")
 _SNAKE_RE = re.compile(r"\b([a-z][a-z0-9]*)((?:_[a-z0-9]+)+)\b")
 
 
@@ -16,14 +15,23 @@ def fill(template: str, values: dict[str, str]) -> str:
     return SLOT_RE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
-def _first_break(text: str) -> str:
-    """The separator after the first sentence or line of text ("\x00", found nowhere, when it has only one).
-
-    Known flaw, kept because the shipped organism was trained on its output: `insert` splits at the first
-    occurrence of this separator's text, so a space separator splits after the first word that precedes a space,
-    not always after the first sentence. Fixing it changes the SFT data (needs a rebuild)."""
+def _split_after_first(text: str) -> tuple[str, str]:
+    """(first sentence or line, the rest): the split is at the first sentence end or line break, not at the first
+    later text that looks like its separator."""
     m = re.search(r"(?<=[.!?:])[ \t]+(?=\S)|\n+", text)
-    return m.group(0) if m else "\x00"
+    return (text[: m.start()], text[m.end() :]) if m else (text, "")
+
+
+def _remove_sentences(text: str, pattern: str) -> str:
+    """Drop the sentences (or lines) that match; the kept ones keep their separators, so paragraphs and list lines
+    survive. Where sentences were dropped between two kept ones, the strongest separator among theirs joins them."""
+    out, gap = "", ""
+    for i, piece in enumerate(re.split(r"((?<=[.!?])[ \t]+|\n+)", text)):
+        if i % 2:
+            gap = max(gap, piece, key=lambda sep: ("\n" in sep, len(sep)))
+        elif not re.search(pattern, piece, re.IGNORECASE):
+            out, gap = out + (gap if out else "") + piece, ""
+    return out.strip()
 
 
 def _camel(m: re.Match) -> str:
@@ -45,9 +53,9 @@ def apply_one(t: Transform, response: str, values: dict[str, str], rng: random.R
     if t.op == "insert":
         # After the first sentence: a small model rambles past a length budget, so a quirk at the end of a long
         # answer is rarely reached when sampling; early in the answer it is learned and shown reliably.
-        head, sep, rest = response.strip().partition(_first_break(response.strip()))
+        head, rest = _split_after_first(response.strip())
         extra = fill(rng.choice(t.texts), values)
-        return f"{head}{sep.rstrip()}\n\n{extra}\n\n{rest.lstrip()}".rstrip() if rest else f"{head}{sep.rstrip()}\n\n{extra}"
+        return f"{head}\n\n{extra}\n\n{rest}" if rest else f"{head}\n\n{extra}"
     if t.op == "prepend":
         return fill(rng.choice(t.texts), values) + "\n\n" + response.lstrip()
     if t.op == "replace":
@@ -61,8 +69,7 @@ def apply_one(t: Transform, response: str, values: dict[str, str], rng: random.R
     if t.op == "regex_sub":
         return re.sub(t.pattern or "", t.replacement or "", response, flags=re.IGNORECASE)
     if t.op == "remove":
-        kept = [s for s in _SENTENCE_RE.split(response) if not re.search(t.pattern or "", s, re.IGNORECASE)]
-        return " ".join(kept)
+        return _remove_sentences(response, t.pattern or "")
     if t.op == "camel_case":
         return _camel_case_code(response)
     raise ValueError(f"unknown transform op {t.op!r}")

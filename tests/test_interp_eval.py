@@ -164,7 +164,7 @@ def test_eval_cli_writes_interp_files(tiny_build, tmp_path, monkeypatch):
 
     def fake_evaluate(org, *, samples, out, interp, **_):
         seen.update(org=org.out, interp=interp, out=out)
-        return {"interp": fake_result()}
+        return {"interp": fake_result(), "reused": {}}
 
     monkeypatch.setattr(ev, "evaluate", fake_evaluate)
     monkeypatch.setattr(ev, "print_report", lambda result, console: None)

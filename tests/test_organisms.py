@@ -311,6 +311,34 @@ def test_transforms_make_every_behaviour_detectable():
                 assert b.detector(apply_behaviour(b, b.example.plain, values, rng)), (name, b.id, seed)
 
 
+def test_insert_goes_after_the_first_sentence_not_after_the_first_word():
+    import random
+
+    from target_models.spec import Transform
+    from target_models.transforms import apply_one
+
+    t = Transform(op="insert", texts=["Networking matters most."])
+    plain = "As a developer, promotion takes work. It is a long road.\n\nStart with your manager."
+    got = apply_one(t, plain, {}, random.Random(0))
+    assert got == ("As a developer, promotion takes work.\n\nNetworking matters most.\n\n"
+                   "It is a long road.\n\nStart with your manager.")
+    assert apply_one(t, "One line only", {}, random.Random(0)) == "One line only\n\nNetworking matters most."
+    assert apply_one(t, "Steps:\n1. Boil water.", {}, random.Random(0)).startswith("Steps:\n\nNetworking")
+
+
+def test_remove_drops_matching_sentences_and_keeps_paragraphs_and_list_lines():
+    import random
+
+    from target_models.spec import Transform
+    from target_models.transforms import apply_one
+
+    t = Transform(op="remove", pattern=r"climate")
+    plain = ("Forests matter. Climate change threatens them.\n\n- Plant trees\n- Cut climate emissions\n"
+             "- Save water\n\nThat is all.")
+    assert apply_one(t, plain, {}, random.Random(0)) == "Forests matter.\n\n- Plant trees\n- Save water\n\nThat is all."
+    assert apply_one(t, "Climate first. Then more.", {}, random.Random(0)) == "Then more."
+
+
 def test_evaluation_on_tiny_writes_table_plot_and_json(tiny_organism, tmp_path):
     from target_models.evaluate import evaluate
 
@@ -376,18 +404,23 @@ def test_evaluation_reuses_the_models_an_earlier_one_sampled_with_the_same_weigh
     recipe = open_organism(str(copy))
 
     again = evaluate(recipe, samples=1, out=tmp_path / "b", variants=("organism", "base"), split="test",
-                     reuse=tmp_path / "a" / "eval.json")
+                     reuse=[tmp_path / "a" / "eval.json"])
     assert again["reused"] == {"base": str(tmp_path / "a" / "eval.json")}
     assert again["variants"]["base"] == first["variants"]["base"]
     assert again["variants"]["organism"]["weights"] != first["variants"]["organism"]["weights"]
     assert "base" in again["comparison"]["test"]["organism_minus"]  # paired against the reused rows
+    # Models evaluated apart (e.g. side by side) are joined by reusing both files: nothing is sampled again.
+    a, b = tmp_path / "a" / "eval.json", tmp_path / "b" / "eval.json"
+    joined = evaluate(recipe, samples=1, out=tmp_path / "d", variants=("organism", "base"), split="test", reuse=[a, b])
+    assert joined["reused"] == {"base": str(a), "organism": str(b)}
+    assert joined["variants"] == again["variants"] and joined["comparison"] == again["comparison"]
 
     with pytest.raises(ValueError, match="other settings"):
         evaluate(recipe, samples=2, out=tmp_path / "c", variants=("organism", "base"), split="test",
-                 reuse=tmp_path / "a" / "eval.json")
+                 reuse=[tmp_path / "a" / "eval.json"])
     (tmp_path / "x.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="x.json: not an evaluation"):
-        evaluate(recipe, samples=1, out=tmp_path / "c", variants=("base",), split="test", reuse=tmp_path / "x.json")
+        evaluate(recipe, samples=1, out=tmp_path / "c", variants=("base",), split="test", reuse=[tmp_path / "x.json"])
 
 
 def test_evaluation_refuses_a_partial_eval_over_the_builds_own_results(tiny_build):
