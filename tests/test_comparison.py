@@ -58,12 +58,16 @@ def test_compare_refuses_models_that_answered_other_prompts(tmp_path):
     (["a={V}/test-shipped.json", "a={V}/test-varied.json"], "a", "labels must be distinct; got a, a"),
     (["a={V}/test-shipped.json"], "a", "at least two models"),
     (["a={V}/test-shipped.json", "b={V}/test-varied.json"], "c", "--focus 'c' is not one of the labels a, b"),
-    (["old={S}/eval.json", "b={V}/test-varied.json"], "b", "has no per-prompt rows for 'organism'"),
+    (["old={T}/old.json", "b={V}/test-varied.json"], "b", "has no per-prompt rows for 'organism'"),
     (["all={V}/full-varied.json", "b={V}/test-varied.json"], "b",
      "'b' was evaluated on other behaviours than 'all' (only in 'b': none; only in 'all': ['animals_not_cute',"),
 ])
 def test_compare_names_what_is_wrong_with_its_input(tmp_path, models, focus, says):
-    shipped = RESULTS.parents[1] / "target_models" / "organisms" / "rm_sycophancy" / "artifacts"
-    args = [m.format(V=VARIED, S=shipped) for m in models]
+    # an eval.json from before evaluations kept per-prompt rows
+    old = json.loads((VARIED / "test-varied.json").read_text())
+    for row in old["variants"]["organism"]["behaviours"]["per_behaviour"].values():
+        row.pop("prompts")
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    args = [m.format(V=VARIED, T=tmp_path) for m in models]
     r = _compare(*args, "--focus", focus, "--out", str(tmp_path))
     assert r.exit_code == 2 and says in " ".join(r.output.split()), r.output
