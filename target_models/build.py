@@ -465,7 +465,7 @@ class Build:
         files later commands rewrite: the record, eval and interp results, the feature index (it checks its SAE's
         hash itself, and an LLM may add descriptions to it)."""
         def ours(rel: str) -> bool:
-            return (rel != "build.json" and not rel.startswith(("eval.", "interp.", "sae/index/", "work/"))
+            return (rel != "build.json" and not rel.startswith(("eval.", "interp.", "sae/index/"))
                     and rel.endswith((".safetensors", ".json", ".parquet", ".npz", ".npy")))
 
         files = (f.relative_to(self.out).as_posix() for f in sorted(self.out.rglob("*")) if f.is_file())
