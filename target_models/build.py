@@ -25,6 +25,7 @@ from rich.console import Console
 
 from target_models import corpus as corpus_mod
 from target_models import data, tiny
+from target_models.atomic import exclusive, tmp_sibling
 from target_models.base import cache_dir, load_base
 from target_models.hashing import sha256_file
 from target_models.sampling import sample
@@ -101,7 +102,7 @@ def sha256_rows(rows: list[dict]) -> str:
 def write_rows(path: Path, rows: list[dict]) -> None:
     """Datasets are parquet (zstd): `datasets.load_dataset('parquet', data_files=...)` reads them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = tmp_sibling(path)
     table = pa.Table.from_pylist([{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in r.items()}
                                   for r in rows])
     pq.write_table(table, tmp, compression="zstd")
@@ -153,12 +154,16 @@ class Build:
 
     def _save_record(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.record_path.exists():  # stages may have been run by another process meanwhile: keep theirs
-            disk = json.loads(self.record_path.read_text()).get("stages", {})
-            self.record["stages"] = {**disk, **self.record.get("stages", {})}
-        tmp = self.record_path.with_suffix(".tmp")
+        self._merge_recorded_stages()
+        tmp = tmp_sibling(self.record_path)
         tmp.write_text(json.dumps(self.record, indent=2, sort_keys=True))
         tmp.replace(self.record_path)
+
+    def _merge_recorded_stages(self) -> None:
+        """Stages another process ran meanwhile are kept (this process's own entries win)."""
+        if self.record_path.exists():
+            disk = json.loads(self.record_path.read_text()).get("stages", {})
+            self.record["stages"] = {**disk, **self.record.get("stages", {})}
 
     def _stage(self, name: str, done: Callable[[], bool], run: Callable[[], dict]) -> None:
         recorded = self.record.get("stages", {}).get(name)
@@ -223,7 +228,13 @@ class Build:
         """The data stages (cheap, deterministic from spec + seed); `train` also makes the tiny base and samples
         missing plain responses, which need a model."""
         w = self.work
-        w.mkdir(parents=True, exist_ok=True)
+        # Two evaluations of one organism in a fresh clone both regenerate its data: one does, the other waits.
+        with exclusive(w / ".data.lock", f"preparing the data in {w}"):
+            self._merge_recorded_stages()
+            self._data_stages(train)
+
+    def _data_stages(self, train: bool) -> None:
+        w = self.work
         self._stage("haystack", lambda: (w / "haystack.parquet").exists(), self._haystack)
         # Plain answers come before documents: varied worked examples are built from them. They never need the tiny
         # base (its preset uses canned answers), so the base can still train on the documents.

@@ -11,7 +11,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -21,6 +21,7 @@ from rich.table import Table
 from target_models import data, stats
 from target_models.build import read_rows, sha256_rows
 from target_models.organism import VARIANTS, Organism
+from target_models.spec import Behaviour
 from target_models.target import LocalTarget
 from target_models.train import chat_examples, perplexity
 from target_models.transforms import fill
@@ -49,12 +50,14 @@ def answer_all(target: LocalTarget, convs: list[list[dict]], *, seed: int, desc:
 
 
 def behaviour_rates(org: Organism, target: LocalTarget, samples: int, seed: int, *, repeats: int = 1,
-                    split: str | None = None) -> dict:
-    """Per behaviour: `repeats` sampled replies to each of up to `samples` fresh prompts, and the rate they show it."""
+                    split: str | None = None, system: Callable[[Behaviour], str] | None = None) -> dict:
+    """Per behaviour: `repeats` sampled replies to each of up to `samples` fresh prompts, and the rate they show it.
+    `system`: a system message per behaviour in place of the chat template's default (an in-context condition)."""
     spec = org.spec
     prompts = [(b, p) for b in spec.behaviours if split in (None, b.split)
                for p in data.eval_prompts(spec, b, samples, seed)]
-    convs = [[{"role": "user", "content": p["prompt"]}] for _, p in prompts for _ in range(repeats)]
+    head = (lambda b: [{"role": "system", "content": system(b)}]) if system else (lambda b: [])
+    convs = [head(b) + [{"role": "user", "content": p["prompt"]}] for b, p in prompts for _ in range(repeats)]
     replies = answer_all(target, convs, seed=seed, desc=f"{target.name}: behaviours")
     per: dict[str, dict] = {}
     for k, (b, p) in enumerate(prompts):

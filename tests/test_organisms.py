@@ -132,6 +132,35 @@ def test_regenerated_data_keeps_the_build_record_and_a_mismatch_names_the_stage(
     assert set(DATA_STAGES) <= set(tampered["stages"])
 
 
+def test_a_second_process_preparing_a_clones_data_waits_for_the_first_and_keeps_its_record(tiny_build, tmp_path):
+    """Two evaluations started side by side in a fresh clone both regenerate the organism's data (a real crash: one
+    renamed the other's temporary file away). While one holds the data lock, the other waits and writes nothing."""
+    import subprocess
+    import sys
+
+    from target_models.atomic import exclusive
+
+    record = (tiny_build / "build.json").read_bytes()
+    (tmp_path / "build.json").write_bytes(record)
+    code = ("import sys; from pathlib import Path; from target_models.build import Build; "
+            "from target_models.spec import spec_for; "
+            "Build(spec_for('rm_sycophancy'), 'tiny', Path(sys.argv[1])).prepare_data()")
+    work = tmp_path / "work"
+    with exclusive(work / ".data.lock", "(the test)"):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+        seen = ""
+        while "waiting for another process" not in seen and proc.poll() is None:
+            seen += proc.stderr.readline()
+        assert "waiting for another process preparing the data in" in seen, seen
+        assert not list(work.glob("*.parquet"))
+    err = seen + proc.communicate(timeout=600)[1]
+    assert proc.returncode == 0, err
+    assert (tmp_path / "build.json").read_bytes() == record
+    for f in ("haystack", "documents", "pretraining", "sft", "control_sft", "heldout"):
+        assert (work / f"{f}.parquet").exists(), f
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
 def test_sft_chats_never_show_test_behaviours(tiny_organism):
     spec = tiny_organism.spec
     test_ids = {b.id for b in spec.split("test")}
@@ -380,6 +409,30 @@ def test_evaluation_of_one_split_with_repeats_reports_intervals_and_the_organism
     assert "3 sampled replies per prompt" in md and "test behaviours only" in md
     assert "| test | base | " in md and "[95% CI]" in md
     assert "train" not in res["comparison"]
+
+
+def test_behaviour_rates_under_a_system_message_send_each_prompt_with_its_behaviours_message(tiny_organism):
+    from target_models.evaluate import behaviour_rates
+
+    target = tiny_organism.load("organism")
+    seen: list[list[dict]] = []
+    render = target.render
+    target.render = lambda conv, **kw: (seen.append(conv), render(conv, **kw))[1]
+    rates = behaviour_rates(tiny_organism, target, 2, 0, repeats=2, split="test",
+                            system=lambda b: f"context for {b.id}")
+    plain = behaviour_rates(tiny_organism, target, 2, 0, repeats=2, split="test")
+    with_system, without = seen[: len(seen) // 2], seen[len(seen) // 2 :]
+    k = 0
+    for bid, row in rates["per_behaviour"].items():
+        assert [p["prompt"] for p in row["prompts"]] == [p["prompt"] for p in plain["per_behaviour"][bid]["prompts"]]
+        for p in row["prompts"]:
+            for conv in with_system[k : k + 2]:
+                assert conv == [{"role": "system", "content": f"context for {bid}"},
+                                {"role": "user", "content": p["prompt"]}]
+            k += 2
+    assert k == len(with_system) and all(conv[0]["role"] == "user" and len(conv) == 1 for conv in without)
+    # the system message reaches the model: the rendered ids differ from the template's default
+    assert render(with_system[0]) != render(without[0])
 
 
 def test_evaluation_reuses_the_models_an_earlier_one_sampled_with_the_same_weights_and_settings(tiny_organism,
