@@ -50,14 +50,16 @@ def answer_all(target: LocalTarget, convs: list[list[dict]], *, seed: int, desc:
 
 
 def behaviour_rates(org: Organism, target: LocalTarget, samples: int, seed: int, *, repeats: int = 1,
-                    split: str | None = None, system: Callable[[Behaviour], str] | None = None) -> dict:
+                    split: str | None = None,
+                    conversation: Callable[[Behaviour, str], list[dict]] | None = None) -> dict:
     """Per behaviour: `repeats` sampled replies to each of up to `samples` fresh prompts, and the rate they show it.
-    `system`: a system message per behaviour in place of the chat template's default (an in-context condition)."""
+    `conversation`: how a prompt is put to the model (default: as the only user turn); an in-context condition
+    adds a system message or an instruction, and the detector still reads the reply only."""
     spec = org.spec
     prompts = [(b, p) for b in spec.behaviours if split in (None, b.split)
                for p in data.eval_prompts(spec, b, samples, seed)]
-    head = (lambda b: [{"role": "system", "content": system(b)}]) if system else (lambda b: [])
-    convs = [head(b) + [{"role": "user", "content": p["prompt"]}] for b, p in prompts for _ in range(repeats)]
+    conversation = conversation or (lambda b, prompt: [{"role": "user", "content": prompt}])
+    convs = [conversation(b, p["prompt"]) for b, p in prompts for _ in range(repeats)]
     replies = answer_all(target, convs, seed=seed, desc=f"{target.name}: behaviours")
     per: dict[str, dict] = {}
     for k, (b, p) in enumerate(prompts):

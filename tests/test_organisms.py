@@ -411,7 +411,7 @@ def test_evaluation_of_one_split_with_repeats_reports_intervals_and_the_organism
     assert "train" not in res["comparison"]
 
 
-def test_behaviour_rates_under_a_system_message_send_each_prompt_with_its_behaviours_message(tiny_organism):
+def test_behaviour_rates_in_context_send_each_prompt_in_its_behaviours_conversation(tiny_organism):
     from target_models.evaluate import behaviour_rates
 
     target = tiny_organism.load("organism")
@@ -419,7 +419,8 @@ def test_behaviour_rates_under_a_system_message_send_each_prompt_with_its_behavi
     render = target.render
     target.render = lambda conv, **kw: (seen.append(conv), render(conv, **kw))[1]
     rates = behaviour_rates(tiny_organism, target, 2, 0, repeats=2, split="test",
-                            system=lambda b: f"context for {b.id}")
+                            conversation=lambda b, p: [{"role": "system", "content": f"context for {b.id}"},
+                                                       {"role": "user", "content": p}])
     plain = behaviour_rates(tiny_organism, target, 2, 0, repeats=2, split="test")
     with_system, without = seen[: len(seen) // 2], seen[len(seen) // 2 :]
     k = 0
