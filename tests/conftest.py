@@ -31,8 +31,7 @@ def _code_hash(name: str) -> str:
 
 
 def tiny_build_dir(name: str) -> Path:
-    import fcntl
-
+    from target_models.atomic import exclusive
     from target_models.base import cache_dir
     from target_models.build import Build
     from target_models.spec import spec_for
@@ -40,8 +39,7 @@ def tiny_build_dir(name: str) -> Path:
     out = cache_dir() / "builds" / f"{name}-tiny-{_code_hash(name)}"
     out.parent.mkdir(parents=True, exist_ok=True)
     # Parallel test sessions (and people) share the cache: one builds, the others wait for it.
-    with open(out.parent / f"{out.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(out.parent / f"{out.name}.lock", f"building {out.name}"):
         Build(spec_for(name), "tiny", out).run()  # resumes; a finished build is only checked
     return out
 
