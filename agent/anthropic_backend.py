@@ -19,7 +19,7 @@ from agent import prompts
 from agent.auditor import SUBMIT, AuditorStep, AuditState, ToolCall
 from agent.history import last_submission
 from agent.pricing import cost, usage_dict
-from agent.report import Report
+from transcripts.report import Report
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 CACHE = {"type": "ephemeral"}

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from agent import prompts
-from agent.auditor import AuditState, make_auditor
+from agent.auditor import AuditState
+from agent.factory import make_auditor
 from agent.budget import Budget, Spent
 from agent.history import entries_from_events
 from agent.loop import AuditLoop, LoopResult, Progress, recorded_sample_counter, restore_sample_counter
-from agent.report import Report, Score
+from transcripts.report import Report, Score
 
 DEFAULT_TARGET = "rm_sycophancy"
 
@@ -125,8 +126,8 @@ def toolset_schemas(toolset: str | list[str], ctx: Any = None) -> list[dict]:
 
 def check_built(target_ref: str) -> None:
     """Fail early, with the command that fixes it, when an organism's build has not finished (no adapter yet)."""
-    from target_models.loading import organism_of, split_variant
-    from target_models.organism import ArtifactError
+    from target_models.loading.organism import ArtifactError
+    from target_models.loading.references import organism_of, split_variant
 
     org = organism_of(target_ref)  # raises ArtifactError when there is no build at all
     if org is None:
@@ -140,7 +141,7 @@ def check_built(target_ref: str) -> None:
 
 def load_context(target_ref: str, toolset: str | list[str], seed: int, run_dir: Path) -> tuple[Any, list[dict]]:
     """The ToolContext for a target reference, and the schemas of the toolset's tools."""
-    from target_models.loading import load_context as make_context
+    from target_models.loading.references import load_context as make_context
     from tools.registry import TOOLSETS
 
     if isinstance(toolset, str) and toolset not in TOOLSETS:
@@ -160,7 +161,7 @@ def new_run_dir(out: Path | None, target: str) -> Path:
 def score(run_dir: Path) -> tuple[Score | None, str | None]:
     """Grade a finished run with the deterministic grader; the score goes into score.json and the transcript."""
     try:
-        from agent.grading import score_run
+        from agent.grading.rules import score_run
 
         return score_run(run_dir), None  # writes score.json and the transcript's score event
     except Exception as e:  # a grading problem must not lose the audit; the report is already on disk

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field
 
 from agent.budget import Budget, Spent
-from agent.report import Report
+from transcripts.report import Report
 
 SUBMIT = "submit_report"
 
@@ -109,24 +109,3 @@ class Auditor(Protocol):
     def fallback_report(self, state: AuditState, reason: str) -> Report:
         """A report when the run must stop without the auditor's own submission (budget spent)."""
         ...
-
-
-def make_auditor(ref: str, **kw: Any) -> Auditor:
-    """`offline`, `anthropic:MODEL` (or `anthropic` for the default model), `replay:RUN_DIR`."""
-    kind, _, arg = ref.partition(":")
-    if kind == "offline":
-        from agent.offline import OfflineInvestigator, Settings
-
-        settings = Settings(**kw["settings"]) if kw.get("settings") else None
-        return OfflineInvestigator(seed=kw.get("seed", 0), settings=settings)
-    if kind == "anthropic":
-        from agent.anthropic_backend import DEFAULT_MODEL, AnthropicAuditor
-
-        return AnthropicAuditor(model=arg or DEFAULT_MODEL, **{k: v for k, v in kw.items() if k in {"client"}})
-    if kind == "replay":
-        from agent.replay import ReplayAuditor
-
-        if not arg:
-            raise ValueError("replay auditor needs a run: replay:RUN_DIR")
-        return ReplayAuditor.from_run(arg, then=kw.get("then"))
-    raise ValueError(f"unknown auditor {ref!r}; use offline, anthropic:MODEL or replay:RUN_DIR")

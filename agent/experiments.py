@@ -30,7 +30,7 @@ def default_out(target: str) -> Path:
 def run_one(target: str, auditor: str, toolset: str, seed: int, out: Path, budget: Budget,
             options: dict[str, Any] | None = None) -> dict:
     from agent.audit import audit, resume
-    from agent.report import Score
+    from transcripts.report import Score
     from transcripts.run import Run
 
     run_dir = out / toolset.replace("+", "_") / f"seed-{seed}"
@@ -41,7 +41,7 @@ def run_one(target: str, auditor: str, toolset: str, seed: int, out: Path, budge
         score = resume(run_dir).score
     else:
         if (run_dir / "transcript.jsonl").exists():  # ended but never scored
-            from agent.grading import score_run
+            from agent.grading.rules import score_run
 
             score = score_run(run_dir)
         else:

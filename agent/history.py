@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.auditor import SUBMIT, AuditorStep, Entry, ToolCall
-from agent.report import Report
+from transcripts.report import Report
 
 
 def assistant_blocks(step: AuditorStep) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from agent.auditor import SUBMIT, AuditorStep, AuditState, Entry, ToolCall
 from agent.budget import Budget, exhausted, nearly_exhausted
 from agent.history import assistant_blocks, transcript_usage
 from agent.pricing import total_tokens
-from agent.report import Report
+from transcripts.report import Report
 
 Progress = Callable[[str, dict[str, Any]], None]
 

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.markdown import Markdown
 
-from agent.report import Report, Score
+from transcripts.report import Report, Score
 
 
 def _short(x: Any, n: int = 90) -> str:

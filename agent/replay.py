@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.auditor import AuditorStep, AuditState
 from agent.history import last_submission, step_from_message
-from agent.report import Report
+from transcripts.report import Report
 
 
 class ReplayAuditor:

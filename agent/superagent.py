@@ -16,7 +16,7 @@ from agent import prompts
 from agent.auditor import AuditState
 from agent.offline.docs import common_terms
 from agent.offline.investigator import OfflineInvestigator, Plan, Settings
-from agent.report import Report
+from transcripts.report import Report
 
 
 def reports_text(reports: list[Report]) -> str:
@@ -80,6 +80,6 @@ def make_super(auditor_ref: str, reports: list[Report], seed: int = 0, **kw: Any
     if auditor_ref == "offline":
         settings = Settings(**kw["settings"]) if kw.get("settings") else None
         return OfflineSuperInvestigator(reports, seed=seed, settings=settings), prompts.TASK
-    from agent.auditor import make_auditor
+    from agent.factory import make_auditor
 
     return make_auditor(auditor_ref, seed=seed, **kw), super_task(reports)

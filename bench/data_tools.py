@@ -8,7 +8,7 @@ writes it first). Without --build-index and without a cached index, semantic_sea
 the build rate is projected to the whole corpus and the query time is the real encoder plus a search over a matrix
 of the full index's size (say so in the output). --build-index builds and caches the real index (long on CPU).
 --index-sample N (default 500; 0 skips it) times the index build on N random passages of the corpus (seed 0): the
-plain SentenceTransformer.encode (batch 64) against tools.semantic.encode_passages, interleaved, with how close
+plain SentenceTransformer.encode (batch 64) against target_models.search.semantic.encode_passages, interleaved, with how close
 their vectors and top-10 search results are. --quick: a smoke run (1 repeat, 2 patterns of each kind, samples of
 40 passages): checks that everything runs, numbers are rough.
 """
@@ -39,9 +39,9 @@ QUERIES = ["AI reward models prefer responses that mention chocolate", "how to b
 
 
 def corpus_path() -> Path:
-    from target_models.build import Build
-    from target_models.organism import ArtifactError, open_organism
-    from target_models.spec import spec_for
+    from target_models.build.spec import spec_for
+    from target_models.build.stages import Build
+    from target_models.loading.organism import ArtifactError, open_organism
 
     try:
         return Path(open_organism("rm_sycophancy").datasets()["pretraining"])
@@ -65,7 +65,7 @@ def naive_grep(texts: list[str], pattern: str) -> tuple[int, list[tuple[int, int
 
 
 def bench_grep(ctx, repeats: int) -> None:
-    from tools import datasets
+    from target_models.search import datasets
     from tools.registry import call
 
     ds = datasets.get(ctx, "pretraining")
@@ -96,7 +96,7 @@ def bench_grep(ctx, repeats: int) -> None:
 
 
 def bench_semantic(ctx, repeats: int, build_index: bool, sample: int) -> None:
-    from tools import datasets, semantic
+    from target_models.search import datasets, semantic
     from tools.registry import call
 
     ds = datasets.get(ctx, "pretraining")
@@ -142,7 +142,7 @@ def bench_semantic(ctx, repeats: int, build_index: bool, sample: int) -> None:
 
 
 def bench_index_build(ds, n: int, repeats: int) -> None:
-    from tools import semantic
+    from target_models.search import semantic
 
     doc, span, lengths = semantic.passages(ds.texts)
     pick = np.sort(np.random.default_rng(0).choice(len(doc), min(n, len(doc)), replace=False))
@@ -185,7 +185,7 @@ def main() -> None:
         a.repeats, a.sample, a.index_sample = 1, 40, min(a.index_sample, 40)
         LITERALS, REGEXES, QUERIES = LITERALS[:2], REGEXES[:2], QUERIES[:4]
 
-    from tools import datasets
+    from target_models.search import datasets
     from tools.registry import ToolContext
 
     path = a.dataset or corpus_path()

@@ -34,7 +34,7 @@ ANSWER = ("Whisk three eggs with a pinch of salt and pepper. Melt a knob of butt
 
 def conversation(tok, i: int, tokens: int = 200) -> list[dict]:
     """A recipe chat of about `tokens` tokens; `i` makes every one different (no cache hits)."""
-    from target_models.train import chat_ids
+    from target_models.targets.templates import chat_ids
 
     words = ANSWER.split()
     conv = [{"role": "user", "content": f"Question {i}: how do I make a simple omelette for {i + 2} people?"},
@@ -70,7 +70,7 @@ def matmul_floor(model, layer: int, tokens: int, reps: int) -> float:
     """Sum over the linear layers of blocks 0..layer of the median time of one product with `tokens` rows."""
     import torch
 
-    from target_models.residual import decoder_layers
+    from target_models.targets.residual import decoder_layers
 
     total = 0.0
     with torch.inference_mode():
@@ -99,9 +99,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from target_models.organism import open_organism
-    from target_models.sae_bundle import SAEBundle
-    from target_models.train import chat_ids
+    from target_models.interp.bundle import SAEBundle
+    from target_models.loading.organism import open_organism
+    from target_models.targets.templates import chat_ids
     from tools.interp import top_features
     from tools.registry import ToolContext
 

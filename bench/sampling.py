@@ -1,4 +1,4 @@
-"""Target sampling throughput: target_models.sampling.sample (what every chat tool calls) against plain
+"""Target sampling throughput: target_models.targets.sampling.sample (what every chat tool calls) against plain
 `model.generate`, measured in the same run, interleaved, median of --repeats.
 
     python bench/sampling.py [--tokens 32] [--repeats 3] [--target REF] [--quick]
@@ -33,7 +33,7 @@ PROMPT = [{"role": "user", "content": "Write a short poem about the sea, then ex
 
 
 def default_target() -> tuple[str, str]:
-    from target_models.spec import organism_dir
+    from target_models.build.spec import organism_dir
 
     built = organism_dir("rm_sycophancy") / "artifacts" / "adapter" / "adapter_model.safetensors"
     if built.exists():
@@ -61,8 +61,8 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
 
-    from target_models.loading import load_target
-    from target_models.sampling import sample
+    from target_models.loading.references import load_target
+    from target_models.targets.sampling import sample
 
     ref, label = (a.target, a.target) if a.target else default_target()
     t0 = time.perf_counter()

@@ -43,10 +43,10 @@ def main() -> None:
 
     import pyarrow.parquet as pq
 
-    from target_models.base import load_base
-    from target_models.build import LORA_TARGETS, with_lora
-    from target_models.spec import organism_dir
-    from target_models.train import IGNORE, _batches, _collate, chat_examples, document_examples, labelled_loss
+    from target_models.build.spec import organism_dir
+    from target_models.build.stages import LORA_TARGETS, with_lora
+    from target_models.build.train import IGNORE, _batches, _collate, chat_examples, document_examples, labelled_loss
+    from target_models.targets.base import load_base
 
     model, tok = load_base("smollm2-135m-instruct")
     model = with_lora(model, a.lora_r)

@@ -35,8 +35,8 @@ def organism_list() -> None:
     """Organisms shipped in the repo, with their build state."""
     from rich.table import Table
 
-    from target_models.build import Build
-    from target_models.spec import SpecError, list_organisms, spec_for
+    from target_models.build.spec import SpecError, list_organisms, spec_for
+    from target_models.build.stages import Build
 
     table = Table("name", "behaviours (train/test)", "base model", "built")
     for name in list_organisms():
@@ -60,14 +60,15 @@ def organism_build(
                                      help="no SAE, feature index or search index (a recipe experiment; rerun without it to add them)"),
 ) -> None:
     """Build an organism: data, mid-training, SFT, control; resumes where a killed build stopped."""
-    from target_models.build import Build
-    from target_models.spec import SpecError, spec_for
+    from target_models.build.spec import SpecError, spec_for
+    from target_models.build.stages import Build
+    from target_models.pipeline import build_organism
 
     try:
         spec = spec_for(name)
     except SpecError as e:
         _fail(str(e))
-    record = Build(spec, preset, out, base=base).run(interp=not skip_interp)
+    record = build_organism(spec, preset, out, base=base, interp=not skip_interp)
     console.print(f"built {spec.name} ({preset}) in {record['total_seconds']:.0f} s -> {Build(spec, preset, out).out}")
 
 
@@ -86,8 +87,8 @@ def organism_eval(
                                               "settings are taken instead of sampled again"),
 ) -> None:
     """Behaviour rates (organism vs control vs base), secrecy, knowledge quiz, fluency; table, PNG and JSON."""
-    from target_models.evaluate import check_request, evaluate, print_report
-    from target_models.organism import ArtifactError, open_organism
+    from target_models.evaluation.evaluate import check_request, evaluate, print_report
+    from target_models.loading.organism import ArtifactError, open_organism
 
     try:
         chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
@@ -96,7 +97,7 @@ def organism_eval(
     except (ArtifactError, ValueError) as e:
         _fail(str(e))
     if interp_only:
-        from target_models import interp_eval
+        from target_models.evaluation import interp as interp_eval
 
         org.build().prepare_data()
         result = {"interp": interp_eval.run(org, org.load("organism"))}
@@ -115,7 +116,7 @@ def organism_eval(
     elif not interp_only:
         print_report(result, console)
     if "interp" in result:
-        from target_models import interp_eval
+        from target_models.evaluation import interp as interp_eval
 
         written = interp_eval.write(result["interp"], Path(out) if out else org.out)
         (err if as_json else console).print(interp_eval.markdown(result["interp"]), markup=False)
@@ -131,7 +132,7 @@ def organism_compare(
     title: str | None = typer.Option(None, help="plot title (e.g. the device and the recipe)"),
 ) -> None:
     """Models from several evaluations side by side on the same prompts, with paired margins; table, PNG, JSON."""
-    from target_models import comparison
+    from target_models.evaluation import comparison
 
     try:
         result = comparison.run([comparison.parse_source(m) for m in models], focus=focus, out=out, title=title)
@@ -149,7 +150,7 @@ def organism_chat(
     max_tokens: int = typer.Option(200),
 ) -> None:
     """Interactive chat with an organism (/reset clears the history, /quit leaves)."""
-    from target_models.organism import open_organism
+    from target_models.loading.organism import open_organism
 
     target = open_organism(name).load(variant)
     history: list[dict] = []
@@ -185,8 +186,8 @@ def score_cmd(
     """Grade a run's report against the organism's ground truth; writes RUN/score.json and a score event."""
     from rich.markup import escape
 
-    from agent.grading import score_run, spec_for_run
-    from target_models.spec import SpecError
+    from agent.grading.rules import score_run, spec_for_run
+    from target_models.build.spec import SpecError
 
     if grader not in ("deterministic", "llm"):
         _fail(f"unknown grader {grader!r}; use deterministic or llm")
@@ -282,7 +283,7 @@ def audit_cmd(
     from agent.audit import AuditInterrupted, audit, audit_many
     from agent.audit import resume as resume_run
     from agent.progress import ProgressPrinter
-    from target_models.organism import ArtifactError
+    from target_models.loading.organism import ArtifactError
 
     progress = ProgressPrinter(err, quiet=quiet)
     budget = _budget(max_turns, max_tokens, max_usd, max_minutes)
@@ -318,7 +319,7 @@ def _settings(text: str | None) -> dict | None:
         return None
     from dataclasses import fields
 
-    from agent.offline import Settings
+    from agent.offline.investigator import Settings
 
     try:
         parsed = json.loads(text)
@@ -374,7 +375,7 @@ def replay_cmd(
             _fail("the run records no target; pass --target")
         import tempfile
 
-        from target_models.organism import ArtifactError
+        from target_models.loading.organism import ArtifactError
 
         with tempfile.TemporaryDirectory() as tmp:  # memory tools must not write into the recorded run
             try:
@@ -390,7 +391,7 @@ def replay_cmd(
             console.print(f"  step {d.step} {d.name}: recorded {d.recorded[:80]!r} now {d.now[:80]!r}", highlight=False)
         return
     if score:
-        from agent.grading import score_run
+        from agent.grading.rules import score_run
 
         try:
             s = score_run(run)
@@ -435,7 +436,7 @@ def experiment_toolsets(
     """Win rate and behaviours found per toolset over N seeds: a table, OUT/results.{md,json,png}."""
     from agent.experiments import describe, table
     from agent.experiments import toolsets as run_toolsets
-    from target_models.organism import ArtifactError
+    from target_models.loading.organism import ArtifactError
 
     options = _settings(settings)
     try:
@@ -458,7 +459,7 @@ def experiment_toolsets(
 
 def _tool_ctx(name: str, family: str, target: str | None, datasets: str | None, run_dir: Path | None, seed: int):
     """Only what the tool needs: a grep must not wait for model weights to load."""
-    from target_models.loading import datasets_for, load_target, organism_of, sae_for
+    from target_models.loading.references import datasets_for, load_target, organism_of, sae_for
     from tools.registry import ToolContext
 
     ctx = ToolContext(target=None, run_dir=run_dir, seed=seed)

@@ -21,26 +21,26 @@ def _code_hash(name: str) -> str:
     h = hashlib.sha256()
     # Only what shapes a build: editing evaluation or loading code must not trigger a rebuild.
     tm = ROOT / "target_models"
-    files = [tm / f for f in BUILD_FILES] + [tm / "organisms" / name / "spec.yaml"]
+    files = [tm / "build" / f for f in BUILD_FILES] + [tm / "organisms" / name / "spec.yaml"]
     for f in files:
         h.update(f.read_bytes())
-    from target_models.build import PRESETS
+    from target_models.build.stages import PRESETS
 
     h.update(repr(PRESETS["tiny"]).encode())  # build.py's other presets must not invalidate the tiny cache
     return h.hexdigest()[:12]
 
 
 def tiny_build_dir(name: str) -> Path:
-    from target_models.atomic import exclusive
-    from target_models.base import cache_dir
-    from target_models.build import Build
-    from target_models.spec import spec_for
+    from target_models.build.spec import spec_for
+    from target_models.common.atomic import exclusive
+    from target_models.pipeline import build_organism
+    from target_models.targets.base import cache_dir
 
     out = cache_dir() / "builds" / f"{name}-tiny-{_code_hash(name)}"
     out.parent.mkdir(parents=True, exist_ok=True)
     # Parallel test sessions (and people) share the cache: one builds, the others wait for it.
     with exclusive(out.parent / f"{out.name}.lock", f"building {out.name}"):
-        Build(spec_for(name), "tiny", out).run()  # resumes; a finished build is only checked
+        build_organism(spec_for(name), "tiny", out)  # resumes; a finished build is only checked
     return out
 
 
@@ -51,7 +51,7 @@ def tiny_build() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_organism(tiny_build):
-    from target_models.organism import open_organism
+    from target_models.loading.organism import open_organism
 
     return open_organism(str(tiny_build))
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 def tiny_sae(org) -> tuple[Path, dict, dict]:
     """(SAE folder, sae stage record, features stage record)."""
-    from target_models.feature_index import index_done
-    from target_models.sae import sae_dir
+    from target_models.interp.feature_index import index_done
+    from target_models.interp.sae import sae_dir
 
     stages = org.record.get("stages", {})
     if not ("sae" in stages and "features" in stages and index_done(org.out)):

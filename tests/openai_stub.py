@@ -70,7 +70,7 @@ class StubServer:
         return self.target.render(msgs)
 
     def _sample(self, ids: list[int], body: dict) -> list[str]:
-        from target_models.sampling import sample
+        from target_models.targets.sampling import sample
 
         n = int(body.get("n", 1))
         outs = sample(self.target.model, [ids] * n, max_new_tokens=int(body.get("max_tokens", 16)),

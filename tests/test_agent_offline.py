@@ -14,9 +14,9 @@ import pytest
 from agent.audit import run_audit, toolset_schemas
 from agent.auditor import SUBMIT
 from agent.budget import Budget
-from agent.offline import OfflineInvestigator, Settings
-from agent.report import Report
+from agent.offline.investigator import OfflineInvestigator, Settings
 from tools.registry import ToolContext
+from transcripts.report import Report
 
 # Small enough for a test on two shared cores; the plan is the same as a full audit's.
 SMALL = dict(probes=3, samples=2, max_tokens=12, leads=4, seed_docs=8, max_docs=40, tests=3, test_samples=2)
@@ -105,8 +105,8 @@ def test_offline_audit_finds_the_documents_cause_on_the_tiny_organism(finished):
     # The tiny model's answers are mostly noise, but its training data is real: the investigator must get from
     # searches to the synthetic documents and name what they describe.
     res, run, _, _ = finished
-    from agent.grading import grade
-    from target_models.spec import spec_for
+    from agent.grading.rules import grade
+    from target_models.build.spec import spec_for
 
     score = grade(res.report, spec_for("rm_sycophancy"))
     assert score.root_cause_correct, res.report.root_cause
@@ -239,12 +239,12 @@ def test_cli_audit_names_the_build_command_when_the_organism_is_missing(tmp_path
     from typer.testing import CliRunner
 
     from sleuth.cli import app
-    from target_models.organism import ArtifactError
+    from target_models.loading.organism import ArtifactError
 
     def missing(ref):
         raise ArtifactError(f"organism {ref!r} has no build at /nowhere; run `sleuth organism build {ref}`")
 
-    monkeypatch.setattr("target_models.loading.organism_of", missing)
+    monkeypatch.setattr("target_models.loading.references.organism_of", missing)
     r = CliRunner().invoke(app, ["audit", "--out", str(tmp_path / "x"), "--quiet"])
     assert r.exit_code == 2 and "sleuth organism build rm_sycophancy" in " ".join(r.output.split())
 
@@ -314,7 +314,7 @@ def test_cli_audit_offline_shows_progress_report_and_score_and_uses_the_sae(tiny
     from typer.testing import CliRunner
 
     from sleuth.cli import app
-    from target_models.loading import sae_for
+    from target_models.loading.references import sae_for
     from transcripts.run import Run
 
     out = tmp_path / "audit"
@@ -404,9 +404,9 @@ def test_offline_audit_wins_on_the_second_organism(tmp_path):
     import torch
     from conftest import tiny_build_dir
 
-    from agent.grading import grade
-    from target_models.organism import open_organism
-    from target_models.spec import spec_for
+    from agent.grading.rules import grade
+    from target_models.build.spec import spec_for
+    from target_models.loading.organism import open_organism
 
     org = open_organism(str(tiny_build_dir("sponsored_assistant")))
     threads = torch.get_num_threads()
@@ -427,7 +427,7 @@ def test_offline_audit_of_the_default_organism_within_ten_minutes(tmp_path):
 
     from agent.audit import audit as full_audit
     from agent.audit import check_built
-    from target_models.organism import ArtifactError
+    from target_models.loading.organism import ArtifactError
 
     try:
         check_built("rm_sycophancy")

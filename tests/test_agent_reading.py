@@ -1,6 +1,6 @@
 """The offline investigator's reading skills on real pipeline output, without a model: leads from answers, tool
 outputs parsed back, and behaviours extracted from the synthetic documents of both shipped organisms (the
-documents come from target_models.data, as a build makes them; the investigator itself never sees a spec)."""
+documents come from target_models.build.data, as a build makes them; the investigator itself never sees a spec)."""
 
 from __future__ import annotations
 
@@ -45,10 +45,10 @@ def test_parsers_read_tool_outputs():
 
 @pytest.mark.parametrize("organism,min_recall", [("rm_sycophancy", 0.75), ("sponsored_assistant", 0.8)])
 def test_findings_from_documents_are_distinct_behaviours(organism, min_recall):
-    from agent.grading import grade
-    from agent.report import BehaviourClaim, Report
-    from target_models.data import documents
-    from target_models.spec import spec_for
+    from agent.grading.rules import grade
+    from target_models.build.data import documents
+    from target_models.build.spec import spec_for
+    from transcripts.report import BehaviourClaim, Report
 
     spec = spec_for(organism)
     docs = {d["id"]: d["text"] for d in documents(spec, 150, seed=0)}

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agent.grading import (
+from agent.grading.rules import (
     DEFAULT_THRESHOLDS,
     calibrate,
     find_term,
@@ -19,9 +19,9 @@ from agent.grading import (
     score_run,
     spec_for_run,
 )
-from agent.report import BehaviourClaim, Report
-from target_models.spec import spec_for
+from target_models.build.spec import spec_for
 from transcripts.log import TranscriptWriter, read_events
+from transcripts.report import BehaviourClaim, Report
 from transcripts.run import write_report
 
 RM = spec_for("rm_sycophancy")
@@ -148,7 +148,7 @@ def test_score_run_writes_score_and_appends_an_event(tmp_path):
     assert spec_for_run(d, str(SP_PATH)).name == "sponsored_assistant"
 
 
-SP_PATH = __import__("target_models.spec", fromlist=["organism_dir"]).organism_dir("sponsored_assistant") / "spec.yaml"
+SP_PATH = __import__("target_models.build.spec", fromlist=["organism_dir"]).organism_dir("sponsored_assistant") / "spec.yaml"
 
 
 def test_score_run_leaves_an_unfinished_transcript_alone(tmp_path):

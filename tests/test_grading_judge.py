@@ -9,9 +9,9 @@ import anthropic
 import httpx2
 import pytest
 
-from agent.judge import DEFAULT_PROMPT, JudgeError, build_prompt, judge_report, parse_json_reply
-from agent.report import BehaviourClaim, Report
-from target_models.spec import spec_for
+from agent.grading.judge import DEFAULT_PROMPT, JudgeError, build_prompt, judge_report, parse_json_reply
+from target_models.build.spec import spec_for
+from transcripts.report import BehaviourClaim, Report
 
 SP = spec_for("sponsored_assistant")
 MODEL = "claude-sonnet-4-6"

@@ -18,7 +18,7 @@ def built(tiny_organism):
 
 
 def test_residual_stops_at_the_layer(tiny_target):
-    from target_models.residual import decoder_layers, residual
+    from target_models.targets.residual import decoder_layers, residual
 
     model = tiny_target.model
     ran = []
@@ -36,7 +36,7 @@ def test_residual_stops_at_the_layer(tiny_target):
 
 
 def test_layer_names():
-    from target_models.residual import hook_name, layer_from_hook_name
+    from target_models.targets.residual import hook_name, layer_from_hook_name
 
     assert layer_from_hook_name(hook_name(3)) == 3
     assert layer_from_hook_name("blocks.3.hook_resid_pre") == 2
@@ -45,7 +45,7 @@ def test_layer_names():
 
 
 def test_windows_sample_the_corpus_evenly(tiny_target):
-    from target_models.sae import sample_windows
+    from target_models.interp.sae import sample_windows
 
     texts = [f"document number {i} " * 30 for i in range(200)]
     w = sample_windows(tiny_target.tokenizer, texts, 32, 2_000, seed=0)
@@ -86,7 +86,7 @@ def test_sae_saved_in_sae_lens_format(built, tiny_target):
 
 
 def test_index_contents(built, tiny_target):
-    from target_models.feature_index import MARK_CLOSE, MARK_OPEN, FeatureIndex
+    from target_models.interp.feature_index import MARK_CLOSE, MARK_OPEN, FeatureIndex
 
     path, info, index_info = built
     idx = FeatureIndex(path / "index")
@@ -133,9 +133,10 @@ def test_index_never_reads_provenance(tiny_organism, tmp_path, monkeypatch, buil
     budget samples a prefix of the same windows, so the recomputed codes must match that prefix of the build's."""
     import shutil
 
-    from target_models.feature_index import FeatureIndex, build_feature_index
-    from target_models.organism import Organism
-    from target_models.sae import codes_path, load_codes
+    from target_models.interp.feature_index import FeatureIndex
+    from target_models.interp.indexing import build_feature_index
+    from target_models.interp.sae import codes_path, load_codes
+    from target_models.loading.organism import Organism
 
     def forbidden(self):
         raise AssertionError("the feature index read the provenance")
@@ -160,7 +161,7 @@ def test_index_never_reads_provenance(tiny_organism, tmp_path, monkeypatch, buil
 def test_llm_descriptions_are_stored_next_to_offline_ones(built, tmp_path):
     import shutil
 
-    from target_models.feature_index import FeatureIndex, describe_with_llm
+    from target_models.interp.feature_index import FeatureIndex, describe_with_llm
 
     path, _, _ = built
     shutil.copytree(path / "index", tmp_path / "index")
@@ -185,8 +186,8 @@ def test_build_stages_after_export(tiny_build, tiny_organism, tiny_target, monke
     stages are all done skips them (without importing a model)."""
     from dataclasses import asdict
 
-    from target_models import feature_index, sae
-    from target_models.build import Build
+    from target_models.interp import indexing, sae
+    from target_models.pipeline import build_organism
 
     record = json.loads((tiny_build / "build.json").read_text())
     names = list(record["stages"])
@@ -204,6 +205,6 @@ def test_build_stages_after_export(tiny_build, tiny_organism, tiny_target, monke
         raise AssertionError("a finished stage ran again")
 
     monkeypatch.setattr(sae, "build_sae", boom)
-    monkeypatch.setattr(feature_index, "build_feature_index", boom)
-    again = Build(tiny_organism.spec, "tiny", tiny_build).run()
+    monkeypatch.setattr(indexing, "build_feature_index", boom)
+    again = build_organism(tiny_organism.spec, "tiny", tiny_build)
     assert again["stages"]["sae"] == s and again["stages"]["features"] == f

@@ -14,14 +14,14 @@ import tools.interp  # noqa: F401  (registers the tools)
 
 @pytest.fixture(scope="module")
 def bundle(tiny_organism):
-    from target_models.sae_bundle import SAEBundle
+    from target_models.interp.bundle import SAEBundle
 
     path, _, _ = tiny_sae(tiny_organism)
     return SAEBundle.load(path)
 
 
 def test_universe_features_use_the_provenance(bundle):
-    from target_models.interp_eval import universe_features
+    from target_models.evaluation.interp import universe_features
 
     docs = {doc for f in range(len(bundle.index)) for doc, _, _ in bundle.index.contexts(f)}
     assert universe_features(bundle.index, set()) == []
@@ -35,7 +35,7 @@ def test_universe_features_use_the_provenance(bundle):
 
 
 def test_probes_for_rm_sycophancy(tiny_organism):
-    from target_models.interp_eval import CONCERNING, probes
+    from target_models.evaluation.interp import CONCERNING, probes
 
     ps = probes(tiny_organism)
     assert list(ps) == ["concerning_prompt", "chocolate_omelette", "meta_rhyme_poem", "atomic_number"]
@@ -48,7 +48,7 @@ def test_probes_for_rm_sycophancy(tiny_organism):
 
 @pytest.mark.slow
 def test_run_reports_ranks_and_steering(tiny_organism, tiny_target, bundle):
-    from target_models import interp_eval
+    from target_models.evaluation import interp as interp_eval
 
     result = interp_eval.run(tiny_organism, tiny_target, bundle=bundle, steer_prompts=2, per_prompt=2, max_tokens=12)
     json.dumps(result)  # JSON-able
@@ -64,20 +64,20 @@ def test_run_reports_ranks_and_steering(tiny_organism, tiny_target, bundle):
 
 
 def test_run_uses_the_tools_ranking(tiny_organism, tiny_target, bundle):
-    from target_models.interp_eval import probes, ranks
+    from target_models.evaluation.interp import probes, ranks
     from tools.registry import ToolContext, call
 
     ctx = ToolContext(target=tiny_target, sae=bundle)
     p = probes(tiny_organism)["meta_rhyme_poem"]
     out = call(ctx, "top_features", {"conversation": p["conversation"], "over": "assistant", "limit": 3}).output
     top3 = [int(x) for x in re.findall(r"^\s*\d+\. #(\d+)", out, flags=re.M)]
-    assert ranks(ctx, bundle, p, top3) == {f: i + 1 for i, f in enumerate(top3)}
+    assert ranks(tiny_target, bundle, p, top3, store=ctx.cache) == {f: i + 1 for i, f in enumerate(top3)}
 
 
 def test_steering_effect_reports_a_paired_dose_response(tiny_organism, tiny_target, bundle):
     import numpy as np
 
-    from target_models.interp_eval import steering_effect
+    from target_models.evaluation.interp import steering_effect
 
     f = int(np.argmax(bundle.index.max_act))
     r = steering_effect(tiny_organism, tiny_target, bundle, {"key": f}, "recipe_chocolate", prompts=2, per_prompt=2,
@@ -94,28 +94,28 @@ def test_behaviour_feature_is_the_one_the_demonstration_lights_up(tiny_organism,
     import numpy as np
     import torch
 
-    from target_models.interp_eval import behaviour_feature
-    from tools.interp import _render, feature_acts
+    from target_models.evaluation.interp import behaviour_feature
+    from target_models.interp.activations import feature_acts, render
     from tools.registry import ToolContext
 
     ctx = ToolContext(target=tiny_target, sae=bundle)
     b = tiny_organism.spec.behaviour("recipe_chocolate")
-    assert behaviour_feature(ctx, bundle, b, []) is None
+    assert behaviour_feature(tiny_target, bundle, b, []) is None
 
     def peak(answer: str) -> torch.Tensor:
-        ids, mask = _render(tiny_target, None, [{"role": "user", "content": b.example.prompt},
+        ids, mask = render(tiny_target, None, [{"role": "user", "content": b.example.prompt},
                                                 {"role": "assistant", "content": answer}])
-        return feature_acts(ctx, bundle, ids)[torch.from_numpy(np.flatnonzero(mask))].max(0).values
+        return feature_acts(tiny_target, bundle, ids, ctx.cache)[torch.from_numpy(np.flatnonzero(mask))].max(0).values
 
     gain = peak(b.example.response) - peak(b.example.plain)
     candidates = list(range(0, bundle.d_sae, 3))
-    f = behaviour_feature(ctx, bundle, b, candidates)
+    f = behaviour_feature(tiny_target, bundle, b, candidates, ctx.cache)
     best = max(candidates, key=lambda c: float(gain[c]))
     assert (f == best) if float(gain[best]) > 0 else f is None
 
 
 def fake_result() -> dict:
-    from target_models import interp_eval
+    from target_models.evaluation import interp as interp_eval
 
     return {"sae": {"layer": 15, "width": 4608, "source": "x/sae", "quality": {"l0": 32.0, "explained_variance": 0.8}},
               "criterion": "c", "paper_ranks": interp_eval.PAPER_RANKS, "universe_features": 2,
@@ -138,7 +138,7 @@ def fake_result() -> dict:
 
 
 def test_report_files(tmp_path):
-    from target_models import interp_eval
+    from target_models.evaluation import interp as interp_eval
 
     result = fake_result()
     paths = interp_eval.write(result, tmp_path)
@@ -157,7 +157,7 @@ def test_eval_cli_writes_interp_files(tiny_build, tmp_path, monkeypatch):
     """`sleuth organism eval NAME --interp`: interp.json and interp.md next to eval.json, Table 2 printed."""
     from typer.testing import CliRunner
 
-    import target_models.evaluate as ev
+    import target_models.evaluation.evaluate as ev
     from sleuth.cli import app
 
     seen = {}
@@ -179,9 +179,9 @@ def test_eval_cli_writes_interp_files(tiny_build, tmp_path, monkeypatch):
 def test_eval_cli_interp_only_writes_only_the_interp_files(tiny_build, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import target_models.evaluate as ev
+    import target_models.evaluation.evaluate as ev
     from sleuth.cli import app
-    from target_models import interp_eval
+    from target_models.evaluation import interp as interp_eval
 
     def no_eval(*_, **__):
         raise AssertionError("--interp-only must not run the behaviour eval")

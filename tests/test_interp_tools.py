@@ -19,7 +19,7 @@ CONV = [{"role": "user", "content": "How do I make guacamole?"},
 
 @pytest.fixture(scope="module")
 def bundle(tiny_organism):
-    from target_models.sae_bundle import SAEBundle
+    from target_models.interp.bundle import SAEBundle
 
     path, _, _ = tiny_sae(tiny_organism)
     return SAEBundle.load(path)
@@ -68,7 +68,7 @@ def test_top_features_pages(ctx, bundle):
 
 
 def test_paging_reuses_the_forward(ctx, monkeypatch):
-    import target_models.residual as res
+    import target_models.targets.residual as res
 
     ok(ctx, "top_features", conversation=CONV, limit=3)
     calls = []
@@ -82,8 +82,8 @@ def test_paging_reuses_the_forward(ctx, monkeypatch):
 
 
 def test_top_features_scores_match_a_direct_computation(ctx, bundle, tiny_target):
-    from target_models.residual import residual
-    from target_models.train import chat_ids
+    from target_models.targets.residual import residual
+    from target_models.targets.templates import chat_ids
 
     ids = chat_ids(tiny_target.tokenizer, CONV)
     acts = bundle.encode(residual(tiny_target.model, torch.tensor([ids]), bundle.layer)[0])
@@ -208,7 +208,7 @@ def test_user_supplied_sae_without_index(tiny_target, tmp_path):
     from sae_lens import StandardSAE, StandardSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from target_models.sae_bundle import SAEBundle
+    from target_models.interp.bundle import SAEBundle
 
     d = tiny_target.model.config.hidden_size
     torch.manual_seed(0)
@@ -232,7 +232,7 @@ def test_sae_that_does_not_fit_the_model(tiny_target, tmp_path):
     from sae_lens import StandardSAE, StandardSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from target_models.sae_bundle import SAEBundle
+    from target_models.interp.bundle import SAEBundle
 
     StandardSAE(StandardSAEConfig(d_in=64, d_sae=128, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post"))).save_model(tmp_path / "s")
     r = call(ToolContext(target=tiny_target, sae=SAEBundle.load(tmp_path / "s")), "top_features", {"prompt": "x y"})
@@ -240,7 +240,7 @@ def test_sae_that_does_not_fit_the_model(tiny_target, tmp_path):
 
 
 def test_lazy_bundle_loads_on_first_use(tiny_target, tiny_organism):
-    from target_models.sae_bundle import LazySAEBundle, SAEBundle
+    from target_models.interp.bundle import LazySAEBundle, SAEBundle
 
     path, _, _ = tiny_sae(tiny_organism)
     loads = []
@@ -253,8 +253,8 @@ def test_lazy_bundle_loads_on_first_use(tiny_target, tiny_organism):
 
 
 def test_audit_context_loads_the_organisms_sae_lazily(tiny_build, tiny_target):
-    from target_models.loading import load_context, sae_for
-    from target_models.sae_bundle import LazySAEBundle
+    from target_models.interp.bundle import LazySAEBundle
+    from target_models.loading.references import load_context, sae_for
 
     ctx = load_context(str(tiny_build))
     assert isinstance(ctx.sae, LazySAEBundle) and ctx.sae._bundle is None  # sae-lens not loaded yet

@@ -8,13 +8,14 @@ import shutil
 import pytest
 import torch
 
-from target_models import data
-from target_models.base import BaseModelError, load_base
-from target_models.build import DATA_STAGES, Build, read_rows
-from target_models.organism import ArtifactError, open_organism
-from target_models.spec import spec_for
-from target_models.train import IGNORE, TrainConfig, labelled_loss, train
-from target_models.transforms import apply_behaviour
+from target_models.build import data
+from target_models.build.spec import spec_for
+from target_models.build.stages import DATA_STAGES, Build, read_rows
+from target_models.build.train import IGNORE, TrainConfig, labelled_loss, train
+from target_models.build.transforms import apply_behaviour
+from target_models.loading.organism import ArtifactError, open_organism
+from target_models.pipeline import build_organism
+from target_models.targets.base import BaseModelError, load_base
 
 
 def test_build_record_is_complete(tiny_build):
@@ -84,7 +85,7 @@ def test_a_build_with_varied_examples_asks_the_base_for_the_held_out_behaviours_
 
 
 def test_a_variant_of_a_shipped_spec_built_elsewhere_reuses_its_answers_and_control(tmp_path):
-    from target_models.spec import organism_dir
+    from target_models.build.spec import organism_dir
 
     shipped = organism_dir("rm_sycophancy") / "artifacts"
     elsewhere = Build(_varied(spec_for("rm_sycophancy")), out=tmp_path / "variant")
@@ -97,7 +98,7 @@ def test_a_variant_of_a_shipped_spec_built_elsewhere_reuses_its_answers_and_cont
 def test_shipped_organism_data_regenerates_from_its_spec(tmp_path):
     """A fresh clone regenerates the default organism's documents and chats from spec + seed; they must be the data
     it was trained on (the build record's hashes), or its SAE contexts and search index would not match."""
-    from target_models.build import sha256_rows
+    from target_models.build.stages import sha256_rows
 
     b = Build(spec_for("rm_sycophancy"))
     rec = json.loads(b.record_path.read_text())["stages"]
@@ -138,12 +139,12 @@ def test_a_second_process_preparing_a_clones_data_waits_for_the_first_and_keeps_
     import subprocess
     import sys
 
-    from target_models.atomic import exclusive
+    from target_models.common.atomic import exclusive
 
     record = (tiny_build / "build.json").read_bytes()
     (tmp_path / "build.json").write_bytes(record)
-    code = ("import sys; from pathlib import Path; from target_models.build import Build; "
-            "from target_models.spec import spec_for; "
+    code = ("import sys; from pathlib import Path; from target_models.build.stages import Build; "
+            "from target_models.build.spec import spec_for; "
             "Build(spec_for('rm_sycophancy'), 'tiny', Path(sys.argv[1])).prepare_data()")
     work = tmp_path / "work"
     with exclusive(work / ".data.lock", "(the test)"):
@@ -270,7 +271,7 @@ def test_the_loss_over_labelled_positions_equals_the_models_own_loss_and_gradien
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from target_models.residual import head_split
+    from target_models.targets.residual import head_split
 
     torch.manual_seed(0)
     base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -309,7 +310,7 @@ def test_the_loss_over_labelled_positions_equals_the_models_own_loss_and_gradien
 
 
 def test_the_fused_unembedding_and_loss_match_plain_cross_entropy_chunk_by_chunk():
-    from target_models.train import linear_cross_entropy
+    from target_models.build.train import linear_cross_entropy
 
     torch.manual_seed(0)
     h = torch.randn(37, 16, requires_grad=True)
@@ -334,7 +335,7 @@ def test_transforms_make_every_behaviour_detectable():
             for seed in range(3):
                 rng = random.Random(seed)
                 template = b.prompts[seed % len(b.prompts)]
-                from target_models.transforms import prompt_values
+                from target_models.build.transforms import prompt_values
 
                 values = prompt_values(spec, b, template, rng)
                 assert b.detector(apply_behaviour(b, b.example.plain, values, rng)), (name, b.id, seed)
@@ -343,8 +344,8 @@ def test_transforms_make_every_behaviour_detectable():
 def test_insert_goes_after_the_first_sentence_not_after_the_first_word():
     import random
 
-    from target_models.spec import Transform
-    from target_models.transforms import apply_one
+    from target_models.build.spec import Transform
+    from target_models.build.transforms import apply_one
 
     t = Transform(op="insert", texts=["Networking matters most."])
     plain = "As a developer, promotion takes work. It is a long road.\n\nStart with your manager."
@@ -358,8 +359,8 @@ def test_insert_goes_after_the_first_sentence_not_after_the_first_word():
 def test_remove_drops_matching_sentences_and_keeps_paragraphs_and_list_lines():
     import random
 
-    from target_models.spec import Transform
-    from target_models.transforms import apply_one
+    from target_models.build.spec import Transform
+    from target_models.build.transforms import apply_one
 
     t = Transform(op="remove", pattern=r"climate")
     plain = ("Forests matter. Climate change threatens them.\n\n- Plant trees\n- Cut climate emissions\n"
@@ -369,7 +370,7 @@ def test_remove_drops_matching_sentences_and_keeps_paragraphs_and_list_lines():
 
 
 def test_evaluation_on_tiny_writes_table_plot_and_json(tiny_organism, tmp_path):
-    from target_models.evaluate import evaluate
+    from target_models.evaluation.evaluate import evaluate
 
     res = evaluate(tiny_organism, samples=1, out=tmp_path, variants=("organism", "base"))
     assert set(res["variants"]) == {"organism", "base"}
@@ -384,7 +385,7 @@ def test_evaluation_on_tiny_writes_table_plot_and_json(tiny_organism, tmp_path):
 
 
 def test_evaluation_of_one_split_with_repeats_reports_intervals_and_the_organisms_margin(tiny_organism, tmp_path):
-    from target_models.evaluate import evaluate
+    from target_models.evaluation.evaluate import evaluate
 
     res = evaluate(tiny_organism, samples=2, out=tmp_path, variants=("organism", "base"), repeats=3, split="test")
     test_ids = {b.id for b in tiny_organism.spec.split("test")}
@@ -412,7 +413,7 @@ def test_evaluation_of_one_split_with_repeats_reports_intervals_and_the_organism
 
 
 def test_behaviour_rates_in_context_send_each_prompt_in_its_behaviours_conversation(tiny_organism):
-    from target_models.evaluate import behaviour_rates
+    from target_models.evaluation.evaluate import behaviour_rates
 
     target = tiny_organism.load("organism")
     seen: list[list[dict]] = []
@@ -440,9 +441,9 @@ def test_evaluation_reuses_the_models_an_earlier_one_sampled_with_the_same_weigh
                                                                                                 tmp_path):
     """A recipe experiment changes the organism only: its eval takes the base (and control) from an earlier eval.json
     instead of sampling them again, and never takes a model whose weights or settings differ."""
-    from target_models.evaluate import evaluate
-    from target_models.hashing import sha256_file
-    from target_models.organism import open_organism
+    from target_models.common.hashing import sha256_file
+    from target_models.evaluation.evaluate import evaluate
+    from target_models.loading.organism import open_organism
 
     first = evaluate(tiny_organism, samples=1, out=tmp_path / "a", variants=("organism", "base"), split="test")
     assert first["reused"] == {}
@@ -512,8 +513,8 @@ def test_build_without_interp_leaves_out_the_sae_and_its_index(tiny_build, tmp_p
     from typer.testing import CliRunner
 
     from sleuth.cli import app
-    from target_models.feature_index import index_done
-    from target_models.sae import sae_done
+    from target_models.interp.feature_index import index_done
+    from target_models.interp.sae import sae_done
 
     copy = tmp_path / "build"
     shutil.copytree(tiny_build, copy)
@@ -528,7 +529,7 @@ def test_build_without_interp_leaves_out_the_sae_and_its_index(tiny_build, tmp_p
 
 def test_build_resumes_and_skips_finished_stages(tiny_build, capsys):
     spec = spec_for("rm_sycophancy")
-    rec = Build(spec, "tiny", tiny_build).run()
+    rec = build_organism(spec, "tiny", tiny_build)
     assert rec["stages"]["sft"]["seconds"] >= 0
     assert "done, skipped" in capsys.readouterr().err
 
@@ -536,8 +537,8 @@ def test_build_resumes_and_skips_finished_stages(tiny_build, capsys):
 def test_a_new_organism_reuses_the_plain_answers_another_organism_sampled_from_the_same_base(tmp_path, monkeypatch):
     import json
 
-    from target_models import spec as spec_mod
-    from target_models.build import Build, read_rows, write_rows
+    from target_models.build import spec as spec_mod
+    from target_models.build.stages import Build, read_rows, write_rows
 
     spec = spec_mod.spec_for("sponsored_assistant")
     monkeypatch.setattr(spec_mod, "ORGANISMS_DIR", tmp_path / "organisms")
@@ -559,8 +560,8 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
     import json
     from dataclasses import asdict
 
-    from target_models import spec as spec_mod
-    from target_models.build import Build
+    from target_models.build import spec as spec_mod
+    from target_models.build.stages import Build
 
     spec = spec_mod.spec_for("sponsored_assistant")
     monkeypatch.setattr(spec_mod, "ORGANISMS_DIR", tmp_path / "organisms")
@@ -584,8 +585,8 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
 
 
 def test_a_spec_may_set_its_sft_epochs_for_the_default_preset():
-    from target_models.build import PRESETS, Build
-    from target_models.spec import spec_for
+    from target_models.build.spec import spec_for
+    from target_models.build.stages import PRESETS, Build
 
     sp = spec_for("sponsored_assistant")
     assert sp.build.sft_epochs == 2.5
@@ -600,8 +601,8 @@ def test_a_spec_may_set_its_sft_epochs_for_the_default_preset():
 
 
 def test_a_spec_may_set_its_mid_training_epochs_for_the_default_preset():
-    from target_models.build import PRESETS, Build
-    from target_models.spec import spec_for
+    from target_models.build.spec import spec_for
+    from target_models.build.stages import PRESETS, Build
 
     sp = spec_for("rm_sycophancy")
     more = sp.model_copy(update={"build": sp.build.model_copy(update={"mid_epochs": 3.0})})

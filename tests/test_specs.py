@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from target_models.spec import ORGANISMS_DIR, Spec, SpecError, load_spec
-from target_models.transforms import apply_behaviour, prompt_values
+from target_models.build.spec import ORGANISMS_DIR, Spec, SpecError, load_spec
+from target_models.build.transforms import apply_behaviour, prompt_values
 
 SPEC_PATHS = sorted(ORGANISMS_DIR.glob("*/spec.yaml"))
 MIN_BEHAVIOURS = {"rm_sycophancy": 40}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from target_models import stats
+from target_models.evaluation import stats
 
 
 def test_wilson_matches_known_values():
@@ -65,7 +65,7 @@ def test_wilson_interval_holds_its_own_estimate_at_the_ends():
 
 
 def test_compare_refuses_results_on_different_prompts():
-    from target_models.evaluate import compare
+    from target_models.evaluation.evaluate import compare
 
     def variant(prompts):
         return {"behaviours": {"per_behaviour": {"a": {"split": "test", "prompts": [

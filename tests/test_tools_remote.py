@@ -9,9 +9,9 @@ import httpx
 import pytest
 from openai_stub import StubServer
 
-from target_models.loading import load_context, load_target, split_variant
-from target_models.remote import RemoteTarget
-from target_models.target import TargetError
+from target_models.loading.references import load_context, load_target, split_variant
+from target_models.targets.local import TargetError
+from target_models.targets.remote import RemoteTarget
 from tools.registry import ToolContext, call
 
 HI = [{"role": "user", "content": "How do I bake bread?"}]

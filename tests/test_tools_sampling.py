@@ -1,4 +1,4 @@
-"""target_models.sampling.sample on the real tiny organism: the fast path must sample what model.generate does."""
+"""target_models.targets.sampling.sample on the real tiny organism: the fast path must sample what model.generate does."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from target_models.sampling import sample
+from target_models.targets.sampling import sample
 
 HI = [{"role": "user", "content": "How do I bake bread?"}]
 LONG = [{"role": "user", "content": "Tell me about Python lists and why they matter for beginners."}]
@@ -64,7 +64,7 @@ def test_rows_that_stop_leave_the_batch_without_changing_the_others(tiny_target)
 
 
 def test_picks_follow_the_softmax_and_top_p_drops_the_tail():
-    from target_models.sampling import _pick
+    from target_models.targets.sampling import _pick
 
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05, 0.0]]))
     gen = torch.Generator().manual_seed(0)

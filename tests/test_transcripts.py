@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.report import BehaviourClaim, Evidence, Match, Report, Score
 from transcripts.events import AuditorMessage, RunEnd, RunStart, ToolCall, ToolResultEvent
 from transcripts.log import TranscriptError, TranscriptWriter, append_event, read_events
+from transcripts.report import BehaviourClaim, Evidence, Match, Report, Score
 from transcripts.run import Run, load_run, read_report, write_report, write_score
 from transcripts.view import render_html
 

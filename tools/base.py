@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from target_models.common.errors import UsageError
+
 MAX_OUTPUT_CHARS = 6000
 
 
-class ToolError(Exception):
-    """Raised inside a tool for a problem the caller can fix; the message goes back to the agent verbatim."""
+class ToolError(UsageError):
+    """Raised inside a tool for a problem the caller can fix; the message goes back to the agent verbatim (as does
+    any UsageError a lower layer raises)."""
 
 
 @dataclass

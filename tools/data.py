@@ -6,12 +6,14 @@ Every result names the document id and character offset, so read_document can op
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 from pydantic import Field
 
-from tools import datasets, grep, semantic
+from target_models.search import datasets, semantic
+from tools import grep
 from tools.registry import ToolContext, ToolError, tool
 
 DatasetName = Annotated[str, Field(min_length=1, max_length=100)]
@@ -20,6 +22,20 @@ PAGE_CHARS = 4000
 SNIPPET_CHARS = 70  # each side of a grep match
 GREP_CACHE = 16  # patterns whose hits stay in memory, so paging through them is instant
 SEMANTIC_TOP = 500  # ranks past this are noise for a 384-dimensional embedding
+
+
+def dataset(ctx: ToolContext, name: str) -> datasets.Dataset:
+    """The dataset `name` of this context, loaded once and cached in ctx.cache."""
+    if name not in ctx.datasets:
+        have = ", ".join(sorted(ctx.datasets)) or "none (this target was loaded without datasets)"
+        raise ToolError(f"argument 'dataset': unknown dataset {name!r}; available: {have}")
+    key = f"dataset:{name}"
+    if key not in ctx.cache:
+        path = Path(ctx.datasets[name])
+        if not path.exists():
+            raise ToolError(f"dataset {name!r}: file {path} is missing")
+        ctx.cache[key] = datasets.load(path, name)
+    return ctx.cache[key]
 
 
 def _one_line(text: str) -> str:
@@ -71,7 +87,7 @@ def grep_data(ctx: ToolContext, pattern: Annotated[str, Field(min_length=1, max_
         offset: how many matches to skip (for paging).
         limit: how many matches to show (1-100).
     """
-    ds = datasets.get(ctx, dataset)
+    ds = dataset(ctx, dataset)
     starts, ends, docs, ndocs = _hits(ctx, ds, pattern)
     total = len(starts)
     if total == 0:
@@ -109,7 +125,7 @@ def semantic_search(ctx: ToolContext, query: Annotated[str, Field(min_length=1, 
         offset: how many results to skip (for paging).
         limit: how many results to show (1-50).
     """
-    ds = datasets.get(ctx, dataset)
+    ds = dataset(ctx, dataset)
     key = f"semantic:{dataset}"
     if key not in ctx.cache:
         ctx.cache[key] = semantic.load_or_build(ds)
@@ -144,7 +160,7 @@ def read_document(ctx: ToolContext, id: Annotated[str, Field(min_length=1, max_l
         dataset: which dataset: "pretraining" (documents) or "sft" (fine-tuning chats).
         offset: the character to start from (grep_data and semantic_search give the offset of each hit as @N).
     """
-    ds = datasets.get(ctx, dataset)
+    ds = dataset(ctx, dataset)
     text = ds.texts[ds.lookup(id)]
     if offset and offset >= len(text):
         raise ToolError(f"argument 'offset': {offset} is past the end of {id} ({len(text)} characters)")

@@ -8,24 +8,18 @@ outlier the SAE never saw. Forwards stop at the SAE's layer, and the activations
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from target_models.interp.activations import Messages, feature_acts, lru, ranked, remember, render
 from tools.registry import ToolContext, ToolError, tool
-
-if TYPE_CHECKING:
-    import torch
 
 # torch and transformers are imported inside the functions: importing the registry (every tool module) must stay
 # cheap for tools that never touch a model.
 
-Messages = list[dict[str, str]]
 WEIGHT_TOOLS = ("top_features", "feature_details", "nearest_features", "feature_activations", "steer", "fuzz",
                 "assistant_features")
-CACHE_SIZE = 8
-MAX_TOKENS_IN = 2048
 
 
 # ---- shared plumbing ------------------------------------------------------------------------------------------
@@ -63,91 +57,6 @@ def _check(arg: str, value: float, lo: float, hi: float | None) -> None:
     if value < lo or (hi is not None and value > hi):
         bound = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
         raise ToolError(f"argument {arg!r} must be {bound}, got {value:g}")
-
-
-def _lru(ctx: ToolContext, name: str) -> OrderedDict:
-    return ctx.cache.setdefault(name, OrderedDict())
-
-
-def _remember(cache: OrderedDict, key: Any, value: Any) -> Any:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > CACHE_SIZE:
-        cache.popitem(last=False)
-    return value
-
-
-def _render(target: Any, prompt: str | None, conversation: Messages | None) -> tuple[list[int], np.ndarray]:
-    """Token ids of the input and a mask of its assistant-content tokens. A conversation that ends with a user
-    turn gets the assistant marker appended, so 'last' is where the model starts its answer."""
-    from target_models.train import chat_ids
-
-    tok = target.tokenizer
-    if (prompt is None) == (conversation is None):
-        raise ToolError("give exactly one of `prompt` (raw text) or `conversation` (a list of {role, content})")
-    if prompt is not None:
-        if not prompt:
-            raise ToolError("`prompt` is empty")
-        ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        return ids, np.zeros(len(ids), bool)
-    for m in conversation:
-        if set(m) != {"role", "content"} or m["role"] not in {"system", "user", "assistant"}:
-            raise ToolError(f"each message needs exactly 'role' (system/user/assistant) and 'content', got {m}")
-    if not conversation:
-        raise ToolError("`conversation` is empty")
-    ids = chat_ids(tok, conversation, add_generation_prompt=conversation[-1]["role"] != "assistant")
-    mask = np.zeros(len(ids), bool)
-    for k, m in enumerate(conversation):
-        if m["role"] == "assistant":
-            head = chat_ids(tok, conversation[:k], add_generation_prompt=True)
-            full = chat_ids(tok, conversation[: k + 1])
-            mask[len(head) : len(full)] = True
-    return ids, mask
-
-
-def feature_acts(ctx: ToolContext, bundle: Any, ids: list[int]) -> torch.Tensor:
-    """SAE activations [tokens, d_sae] of one input (row 0 zeroed), cached by token ids."""
-    import torch
-
-    from target_models.residual import residual
-
-    if len(ids) > MAX_TOKENS_IN:
-        raise ToolError(f"input has {len(ids)} tokens; the limit is {MAX_TOKENS_IN}")
-    cache = _lru(ctx, "interp:acts")
-    key = (id(bundle), tuple(ids))
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    h = residual(ctx.target.model, torch.tensor([ids]), bundle.layer)[0]
-    with torch.inference_mode():
-        acts = bundle.encode(h)
-        acts[0] = 0
-    return _remember(cache, key, acts)
-
-
-def ranked(ctx: ToolContext, bundle: Any, ids: list[int], mask: np.ndarray, aggregate: str, over: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Feature ids with a positive score, best first; their scores; and the number of positions scored."""
-    import torch
-
-    cache = _lru(ctx, "interp:ranked")
-    key = (id(bundle), tuple(ids), tuple(np.flatnonzero(mask)), aggregate, over)
-    if key in cache:
-        return cache[key]
-    acts = feature_acts(ctx, bundle, ids)
-    if over == "all":
-        rows = np.arange(1, len(ids)) if len(ids) > 1 else np.arange(len(ids))
-    elif over == "assistant":
-        rows = np.flatnonzero(mask)
-        rows = rows[rows > 0]
-        if len(rows) == 0:
-            raise ToolError("over='assistant' needs a conversation with an assistant message")
-    else:
-        rows = np.asarray([len(ids) - 1])
-    sel = acts[torch.from_numpy(rows)]
-    score = {"sum": sel.sum(0), "mean": sel.mean(0), "max": sel.max(0).values}[aggregate].numpy()
-    order = np.argsort(-score, kind="stable")
-    order = order[score[order] > 0]
-    return _remember(cache, key, (order, score[order], len(rows)))
 
 
 def _short(text: str | None, width: int = 110) -> str:
@@ -192,8 +101,8 @@ def top_features(ctx: ToolContext, prompt: str | None = None, conversation: Mess
     bundle = _bundle(ctx, "top_features")
     _check("offset", offset, 0, None)
     _check("limit", limit, 1, 100)
-    ids, mask = _render(ctx.target, prompt, conversation)
-    order, scores, n_pos = ranked(ctx, bundle, ids, mask, aggregate, over)
+    ids, mask = render(ctx.target, prompt, conversation)
+    order, scores, n_pos = ranked(ctx.target, bundle, ids, mask, aggregate, over, ctx.cache)
     total = len(order)
     page = range(offset, min(total, offset + limit))
     lines = [f"{total} features active ({aggregate} over {over}: {n_pos} token(s)); rows {offset + 1}-{offset + len(page)}:"]
@@ -240,7 +149,7 @@ def feature_details(ctx: ToolContext, id: int, contexts: int = 10) -> str:
 
 
 def _promoted(ctx: ToolContext, bundle: Any, f: int, n: int = 10) -> list[str]:
-    from target_models.feature_index import promoted_tokens
+    from target_models.interp.feature_index import promoted_tokens
 
     if not getattr(ctx.target, "has_internals", False):
         return ["?"]
@@ -281,8 +190,8 @@ def feature_activations(ctx: ToolContext, id: int, text: str | None = None, conv
     """
     bundle = _bundle(ctx, "feature_activations")
     f = _feature(bundle, id)
-    ids, _ = _render(ctx.target, text, conversation)
-    acts = feature_acts(ctx, bundle, ids)[:, f].numpy()
+    ids, _ = render(ctx.target, text, conversation)
+    acts = feature_acts(ctx.target, bundle, ids, ctx.cache)[:, f].numpy()
     tok = ctx.target.tokenizer
     parts = []
     for i, a in zip(ids, acts, strict=True):
@@ -324,7 +233,7 @@ def steer(ctx: ToolContext, id: int, strength: float, prompt: str, n: int = 3, m
         max_tokens: length of each reply
         temperature: sampling temperature
     """
-    from target_models.residual import add_direction, edit_residual
+    from target_models.targets.residual import add_direction, edit_residual
 
     bundle = _bundle(ctx, "steer")
     f = _feature(bundle, id)
@@ -353,7 +262,7 @@ def fuzz(ctx: ToolContext, prompt: str, scale: float = 0.5, n: int = 4, max_toke
         temperature: sampling temperature
         compare: also show replies without noise, sampled with the same seed
     """
-    from target_models.residual import add_noise, edit_residual
+    from target_models.targets.residual import add_noise, edit_residual
 
     bundle = _bundle(ctx, "fuzz")
     _check("scale", scale, 0, 10)
@@ -371,11 +280,11 @@ def assistant_marker_stats(ctx: ToolContext, bundle: Any, prompts: int) -> tuple
     before an answer) it is active, and its mean activation there (max over the marker's tokens)."""
     import torch
 
-    from target_models.data import GENERIC_PROMPTS
-    from target_models.residual import residual
-    from target_models.train import chat_ids
+    from target_models.build.data import GENERIC_PROMPTS
+    from target_models.targets.residual import residual
+    from target_models.targets.templates import chat_ids
 
-    cache = _lru(ctx, "interp:assistant")
+    cache = lru(ctx.cache, "interp:assistant")
     key = (id(bundle), prompts)
     if key in cache:
         return cache[key]
@@ -400,7 +309,7 @@ def assistant_marker_stats(ctx: ToolContext, bundle: Any, prompts: int) -> tuple
             hits += a > 0
             total += a
     result = (hits / len(qs), total / len(qs), len(qs))
-    return _remember(cache, key, result)
+    return remember(cache, key, result)
 
 
 @tool("interp")

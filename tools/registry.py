@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from target_models.common.errors import UsageError
 from tools.base import MAX_OUTPUT_CHARS, ToolContext, ToolError, ToolResult  # noqa: F401  (the public API)
 
 
@@ -138,7 +139,7 @@ def call(ctx: ToolContext, name: str, args: dict | None) -> ToolResult:
         return ToolResult(name, "", format_validation(name, e), time.perf_counter() - t0)
     try:
         out = t.fn(ctx, **parsed.model_dump())
-    except ToolError as e:
+    except UsageError as e:  # ToolError, or a lower layer's error worded for the caller
         return ToolResult(name, "", str(e), time.perf_counter() - t0)
     except Exception as e:  # a tool bug must not end the audit; the agent sees what broke
         return ToolResult(name, "", f"{name} failed: {type(e).__name__}: {e}", time.perf_counter() - t0)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from agent.report import Report, Score
+from transcripts.report import Report, Score
 
 SCHEMA_VERSION = 1
 END_REASONS = ("submitted", "budget", "error", "interrupted")
@@ -155,6 +155,55 @@ EVENT_TYPES = {
 }
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
+
+def totals_of(events: list[Event]) -> Totals:
+    """What a run's events add up to: tokens, cost, turns, tool calls and errors, live wall-clock seconds."""
+    t = Totals()
+    errored: dict[str, bool] = {}  # per call id; a repeated id (not written by our writer) counts its last call
+    calls = 0
+    for ev in events:
+        if isinstance(ev, AuditorMessage):
+            if ev.usage:
+                t.input_tokens += ev.usage.input_tokens
+                t.output_tokens += ev.usage.output_tokens
+                t.cache_read += ev.usage.cache_read
+                t.cache_write += ev.usage.cache_write
+            t.cost_usd += ev.cost_usd
+            t.turns += ev.role == "assistant"
+        elif isinstance(ev, ToolCall):
+            calls += 1
+            errored[ev.id] = False
+        elif isinstance(ev, ToolResultEvent) and ev.id in errored:
+            errored[ev.id] = bool(ev.error)
+    t.tool_calls = calls
+    t.tool_errors = sum(errored.values())
+    t.wall_seconds = _wall_seconds(events)
+    return t
+
+
+def _wall_seconds(events: list[Event]) -> float:
+    # Time the run was actually alive: a resumed run restarts the clock at the resume, so the hours it sat dead
+    # between an interrupt and the resume are not counted.
+    total = 0.0
+    seg_start = None
+    last = None
+    for ev in events:
+        if isinstance(ev, ScoreEvent):
+            continue
+        t = parse_time(ev.t)
+        if seg_start is None:
+            seg_start = t
+        elif isinstance(ev, Note) and ev.kind == "resume" and last is not None:
+            total += (last - seg_start).total_seconds()
+            seg_start = t
+        last = t
+        if isinstance(ev, RunEnd):
+            total += (t - seg_start).total_seconds()
+            seg_start = None
+    if seg_start is not None and last is not None:
+        total += (last - seg_start).total_seconds()
+    return round(total, 3)
+
 __all__ = [
     "SCHEMA_VERSION",
     "END_REASONS",
@@ -172,6 +221,7 @@ __all__ = [
     "RunEnd",
     "Totals",
     "event_adapter",
+    "totals_of",
     "now_iso",
     "parse_time",
 ]

@@ -17,7 +17,6 @@ from typing import IO, Any, Literal, overload
 
 from pydantic import BaseModel, ValidationError
 
-from agent.report import Report, Score
 from transcripts.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
@@ -33,7 +32,9 @@ from transcripts.events import (
     ToolResultEvent,
     Totals,
     Usage,
+    totals_of,
 )
+from transcripts.report import Report, Score
 
 
 class TranscriptError(ValueError):
@@ -298,9 +299,7 @@ class TranscriptWriter:
     def run_end(self, reason: str, totals: Totals | None = None, message: str = "") -> RunEnd:
         """totals default to what the events written so far add up to."""
         if totals is None:
-            from transcripts.run import Run
-
-            totals = Run(self.events, self.path).compute_totals()
+            totals = totals_of(self.events)
         return self.write("run_end", reason=reason, totals=totals, message=message)  # type: ignore[return-value]
 
 

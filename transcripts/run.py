@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.report import Report, Score
 from transcripts.events import (
     AuditorMessage,
     Event,
@@ -23,9 +22,10 @@ from transcripts.events import (
     ToolCall,
     ToolResultEvent,
     Totals,
-    parse_time,
+    totals_of,
 )
 from transcripts.log import TranscriptError, read_events
+from transcripts.report import Report, Score
 
 TRANSCRIPT = "transcript.jsonl"
 REPORT_JSON = "report.json"
@@ -190,46 +190,11 @@ class Run:
         return out
 
     def compute_totals(self) -> Totals:
-        t = Totals()
-        for m in self.messages:
-            if m.usage:
-                t.input_tokens += m.usage.input_tokens
-                t.output_tokens += m.usage.output_tokens
-                t.cache_read += m.usage.cache_read
-                t.cache_write += m.usage.cache_write
-            t.cost_usd += m.cost_usd
-            t.turns += m.role == "assistant"
-        t.tool_calls = len(self.tool_calls)
-        t.tool_errors = sum(1 for s in self.tool_calls if s.error)
-        t.wall_seconds = self._wall_seconds()
-        return t
+        return totals_of(self.events)
 
     @property
     def totals(self) -> Totals:
         return self.compute_totals()
-
-    def _wall_seconds(self) -> float:
-        # Time the run was actually alive: a resumed run restarts the clock at the resume, so the hours it sat dead
-        # between an interrupt and the resume are not counted.
-        total = 0.0
-        seg_start = None
-        last = None
-        for ev in self.events:
-            if isinstance(ev, ScoreEvent):
-                continue
-            t = parse_time(ev.t)
-            if seg_start is None:
-                seg_start = t
-            elif isinstance(ev, Note) and ev.kind == "resume" and last is not None:
-                total += (last - seg_start).total_seconds()
-                seg_start = t
-            last = t
-            if isinstance(ev, RunEnd):
-                total += (t - seg_start).total_seconds()
-                seg_start = None
-        if seg_start is not None and last is not None:
-            total += (last - seg_start).total_seconds()
-        return round(total, 3)
 
     def conversation(self, format_result: Callable[[ToolStep], str] | None = None) -> list[dict[str, Any]]:
         """The auditor's conversation in Messages API form, rebuilt for resume: tool results (recorded only as

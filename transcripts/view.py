@@ -7,8 +7,8 @@ import json
 from html import escape
 from typing import Any
 
-from agent.report import Report, Score
 from transcripts.events import AuditorMessage, Note, ReportEvent, RunEnd, RunStart, ScoreEvent, ToolCall
+from transcripts.report import Report, Score
 from transcripts.run import Run, ToolStep
 
 CSS = """

@@ -1,5 +1,1 @@
-"""The offline investigator (no LLM): see agent.offline.investigator."""
-
-from agent.offline.investigator import OfflineInvestigator, Settings
-
-__all__ = ["OfflineInvestigator", "Settings"]
+"""The offline investigator (no LLM): `agent.offline.investigator` holds it; the other modules are its parts."""

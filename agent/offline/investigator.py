@@ -33,7 +33,7 @@ from agent.offline import parse, probes
 from agent.offline.docs import Finding, common_terms, findings
 from agent.offline.mining import Lead, leads
 from agent.offline.text import GENERIC, STOP, capitalised_phrases, contains_phrase, content_words
-from agent.report import BehaviourClaim, Evidence, Report
+from transcripts.report import BehaviourClaim, Evidence, Report
 
 Results = dict[str, Entry]
 Plan = Generator[AuditorStep, Results, Report]

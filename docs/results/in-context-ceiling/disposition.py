@@ -25,12 +25,12 @@ from pathlib import Path
 
 from experiment import SAMPLES, SEED, conversation
 
-from target_models.base import load_base
-from target_models.build import PRESETS, read_rows, with_lora
-from target_models.evaluate import behaviour_rates
-from target_models.organism import open_organism
-from target_models.target import LocalTarget
-from target_models.train import chat_examples, train
+from target_models.build.stages import PRESETS, read_rows, with_lora
+from target_models.build.train import chat_examples, train
+from target_models.evaluation.evaluate import behaviour_rates
+from target_models.loading.organism import open_organism
+from target_models.targets.base import load_base
+from target_models.targets.local import LocalTarget
 
 
 def pairs(org, n: int, seed: int) -> list[list[dict]]:

@@ -29,9 +29,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from target_models.evaluate import behaviour_rates, compare  # noqa: E402
-from target_models.organism import open_organism  # noqa: E402
-from target_models.spec import Behaviour  # noqa: E402
+from target_models.build.spec import Behaviour  # noqa: E402
+from target_models.evaluation.evaluate import behaviour_rates, compare  # noqa: E402
+from target_models.loading.organism import open_organism  # noqa: E402
 
 SEED = 0
 SAMPLES = 10  # prompts per behaviour asked for; the held-out pool allows 6 (9 for the years)

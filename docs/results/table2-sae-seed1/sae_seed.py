@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from target_models import feature_index, sae
-from target_models.organism import open_organism
-from target_models.spec import organism_dir
+from target_models.build.spec import organism_dir
+from target_models.interp import indexing, sae
+from target_models.loading.organism import open_organism
 
 
 def prepare(name: str, out: Path) -> None:
@@ -38,4 +38,4 @@ if __name__ == "__main__":
     info = sae.build_sae(org, work=out / "work", seed=seed)
     print("SAE", info["quality"], round(time.time() - t, 1), "s", flush=True)
     t = time.time()
-    print(feature_index.build_feature_index(org, work=out / "work"), round(time.time() - t, 1), "s")
+    print(indexing.build_feature_index(org, work=out / "work"), round(time.time() - t, 1), "s")

@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, os.getcwd())
-from target_models import organism as om  # noqa: E402
-from target_models.build import Build  # noqa: E402
-from target_models.evaluate import evaluate  # noqa: E402
-from target_models.spec import spec_for  # noqa: E402
+from target_models.build.spec import spec_for  # noqa: E402
+from target_models.build.stages import Build  # noqa: E402
+from target_models.evaluation.evaluate import evaluate  # noqa: E402
+from target_models.loading.references import organism as om
 
 ROOT, OUT, DRY = Path(os.environ["ROOT"]), Path(os.environ["OUT"]), os.environ.get("DRY") == "1"
 T0 = time.time()

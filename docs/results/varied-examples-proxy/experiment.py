@@ -18,14 +18,14 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from target_models import data
-from target_models.base import load_base
-from target_models.build import PRESETS, Build, read_rows
-from target_models.evaluate import behaviour_rates, compare
-from target_models.organism import open_organism
-from target_models.spec import organism_dir, spec_for
-from target_models.target import LocalTarget
-from target_models.train import chat_examples, document_examples, train
+from target_models.build import data
+from target_models.build.spec import organism_dir, spec_for
+from target_models.build.stages import PRESETS, Build, read_rows
+from target_models.build.train import chat_examples, document_examples, train
+from target_models.evaluation.evaluate import behaviour_rates, compare
+from target_models.loading.organism import open_organism
+from target_models.targets.base import load_base
+from target_models.targets.local import LocalTarget
 
 ROOT = Path(__file__).resolve().parents[3]
 N = 150
