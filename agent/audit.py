@@ -14,11 +14,19 @@ from typing import Any
 
 from agent import prompts
 from agent.auditor import AuditState
-from agent.factory import make_auditor
 from agent.budget import Budget, Spent
+from agent.factory import make_auditor
+from agent.grading.rules import score_run
 from agent.history import entries_from_events
 from agent.loop import AuditLoop, LoopResult, Progress, recorded_sample_counter, restore_sample_counter
+from agent.superagent import load_reports, make_super
+from target_models.loading.organism import ArtifactError
+from target_models.loading.references import organism_of, split_variant
+from tools import context, registry
+from tools.base import ToolContext
+from transcripts.log import TranscriptWriter
 from transcripts.report import Report, Score
+from transcripts.run import TRANSCRIPT, Run, write_report
 
 DEFAULT_TARGET = "rm_sycophancy"
 
@@ -50,9 +58,6 @@ def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, confi
               budget: Budget | None = None, task: str = prompts.TASK, seed: int = 0,
               progress: Progress | None = None, resume: bool = False) -> LoopResult:
     """Run (or, with resume=True, continue) one audit into run_dir/transcript.jsonl; writes report.json/.md."""
-    from transcripts.log import TranscriptWriter
-    from transcripts.run import TRANSCRIPT, Run, write_report
-
     run_dir = Path(run_dir)
     budget = budget or Budget()
     writer = TranscriptWriter(run_dir / TRANSCRIPT, resume=resume)
@@ -109,26 +114,17 @@ def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, confi
 # ---- names -> objects ------------------------------------------------------------------------------------------------
 
 
-def toolset_schemas(toolset: str | list[str], ctx: Any = None) -> list[dict]:
-    """Schemas of a named toolset (or of a list of tool names, as a run's config records them). Tools that cannot
-    work here are left out: interpretability tools on a target without internals, data tools without datasets."""
-    from tools import registry
-
+def toolset_schemas(toolset: str | list[str], ctx: ToolContext | None = None) -> list[dict]:
+    """Schemas of a named toolset (or of a list of tool names, as a run's config records them). With a context, only
+    the tools whose needs it meets (see tools.registry.usable)."""
     names = registry.TOOLSETS[toolset] if isinstance(toolset, str) else list(toolset)
-    tools = [registry.REGISTRY[n] for n in names if n in registry.REGISTRY]
-    if ctx is not None:
-        if not getattr(ctx.target, "has_internals", False) or getattr(ctx, "sae", None) is None:
-            tools = [t for t in tools if t.family != "interp"]  # they could only answer with an error
-        if not ctx.datasets:
-            tools = [t for t in tools if t.family != "data"]
+    tools = registry.usable(names, ctx) if ctx is not None else [registry.REGISTRY[n] for n in names
+                                                                   if n in registry.REGISTRY]
     return [t.schema() for t in tools]
 
 
 def check_built(target_ref: str) -> None:
     """Fail early, with the command that fixes it, when an organism's build has not finished (no adapter yet)."""
-    from target_models.loading.organism import ArtifactError
-    from target_models.loading.references import organism_of, split_variant
-
     org = organism_of(target_ref)  # raises ArtifactError when there is no build at all
     if org is None:
         return
@@ -139,15 +135,15 @@ def check_built(target_ref: str) -> None:
                             f"`sleuth organism build {org.spec.name}`")
 
 
-def load_context(target_ref: str, toolset: str | list[str], seed: int, run_dir: Path) -> tuple[Any, list[dict]]:
-    """The ToolContext for a target reference, and the schemas of the toolset's tools."""
-    from target_models.loading.references import load_context as make_context
-    from tools.registry import TOOLSETS
-
-    if isinstance(toolset, str) and toolset not in TOOLSETS:
-        raise ValueError(f"unknown toolset {toolset!r}; choose from {', '.join(TOOLSETS)}")
+def load_context(target_ref: str, toolset: str | list[str], seed: int, run_dir: Path) -> tuple[ToolContext, list[dict]]:
+    """The ToolContext for a target reference (loaded with what the toolset's tools need), and the schemas of the
+    tools it can serve."""
+    if isinstance(toolset, str) and toolset not in registry.TOOLSETS:
+        raise ValueError(f"unknown toolset {toolset!r}; choose from {', '.join(registry.TOOLSETS)}")
     check_built(target_ref)
-    ctx = make_context(target_ref, seed=seed, run_dir=Path(run_dir))
+    names = registry.TOOLSETS[toolset] if isinstance(toolset, str) else list(toolset)
+    # Every audit talks to its target, whatever its tools (the auditor's task is about the target).
+    ctx = context.load_context(target_ref, registry.needs_of(names) | {"target"}, seed=seed, run_dir=Path(run_dir))
     return ctx, toolset_schemas(toolset, ctx)
 
 
@@ -161,8 +157,6 @@ def new_run_dir(out: Path | None, target: str) -> Path:
 def score(run_dir: Path) -> tuple[Score | None, str | None]:
     """Grade a finished run with the deterministic grader; the score goes into score.json and the transcript."""
     try:
-        from agent.grading.rules import score_run
-
         return score_run(run_dir), None  # writes score.json and the transcript's score event
     except Exception as e:  # a grading problem must not lose the audit; the report is already on disk
         return None, f"{type(e).__name__}: {e}"
@@ -171,8 +165,6 @@ def score(run_dir: Path) -> tuple[Score | None, str | None]:
 def default_seed(auditor: str) -> int:
     """0, or for a replay:RUN auditor the recorded run's seed, so that its tool calls sample as they did."""
     if auditor.startswith("replay:"):
-        from transcripts.run import Run
-
         cfg = Run.load(auditor.removeprefix("replay:"), strict=False).config
         return cfg.seed if cfg is not None else 0
     return 0
@@ -194,8 +186,6 @@ def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str =
 
 
 def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None = None, grade: bool = True) -> Outcome:
-    from transcripts.run import Run
-
     run = Run.load(run_dir, strict=False)
     if run.config is None:
         raise RuntimeError(f"{run_dir}: no run_start event; cannot resume")
@@ -206,8 +196,6 @@ def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None 
     # have; another auditor kind ignores what it does not take.
     options = (cfg.model_extra or {}).get("auditor_config") or {}
     if ref.startswith("super:"):
-        from agent.superagent import load_reports, make_super
-
         runs = [Path(p) for p in (cfg.model_extra or {}).get("aggregates", [])]
         aud, _ = make_super(ref.removeprefix("super:"), load_reports(runs), seed=cfg.seed, **options)
     else:
@@ -225,8 +213,6 @@ def audit_many(target: str, auditor: str, toolset: str, seed: int | None, runs: 
                options: dict[str, Any] | None = None) -> tuple[list[Outcome], Outcome | None]:
     """`runs` audits with seeds seed, seed+1, ... into OUT/run-i; with aggregate, a super-agent run over their
     reports into OUT/aggregate."""
-    from agent.superagent import make_super
-
     seed = default_seed(auditor) if seed is None else seed
     base = new_run_dir(out, target)
     outcomes = [audit(target, auditor, toolset, seed + i, budget, base / f"run-{i}", progress, options=options)

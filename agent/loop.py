@@ -26,25 +26,25 @@ from agent.auditor import SUBMIT, AuditorStep, AuditState, Entry, ToolCall
 from agent.budget import Budget, exhausted, nearly_exhausted
 from agent.history import assistant_blocks, transcript_usage
 from agent.pricing import total_tokens
+from tools.registry import ToolContext
+from tools.registry import call as call_tool
 from transcripts.report import Report
 
 Progress = Callable[[str, dict[str, Any]], None]
 
 
-# tools.chat.next_seed derives each sampling call's seed from the run's seed and this counter in ctx.cache. The loop
-# records it with every tool result, and resume, re-execution and forks restore it, so that sampling reproduces.
-SAMPLE_COUNTER = "sample_calls"
+# tools.chat.next_seed derives each sampling call's seed from the run's seed and ToolContext.sample_calls. The loop
+# records the counter with every tool result, and resume, re-execution and forks restore it, so that sampling
+# reproduces.
 
 
-def sample_counter(ctx: Any) -> int | None:
-    cache = getattr(ctx, "cache", None)
-    return int(cache.get(SAMPLE_COUNTER, 0)) if isinstance(cache, dict) else None
+def sample_counter(ctx: ToolContext) -> int:
+    return ctx.sample_calls
 
 
-def restore_sample_counter(ctx: Any, n: int | None) -> None:
-    cache = getattr(ctx, "cache", None)
-    if n is not None and isinstance(cache, dict):
-        cache[SAMPLE_COUNTER] = n
+def restore_sample_counter(ctx: ToolContext, n: int | None) -> None:
+    if n is not None:
+        ctx.sample_calls = n
 
 
 def recorded_sample_counter(events: list[Any]) -> int | None:
@@ -68,7 +68,7 @@ class AuditLoop:
     """Runs one audit. `writer` is a transcripts.log.TranscriptWriter already holding run_start (and, on resume,
     everything before); `state.history` mirrors it."""
 
-    def __init__(self, auditor: Any, ctx: Any, state: AuditState, writer: Any, *, progress: Progress | None = None,
+    def __init__(self, auditor: Any, ctx: ToolContext, state: AuditState, writer: Any, *, progress: Progress | None = None,
                  seconds_before: float = 0.0):
         self.auditor = auditor
         self.ctx = ctx
@@ -175,8 +175,6 @@ class AuditLoop:
             output, error, seconds = "", (f"tool {call.name!r} is not available in this audit; available: "
                                           f"{', '.join(self.state.tool_names)}, {SUBMIT}"), 0.0
         else:
-            from tools.registry import call as call_tool
-
             res = call_tool(self.ctx, call.name, call.args)
             output, error, seconds = res.output, res.error, res.seconds
         self.w.tool_result(call.id, output=output, error=error, seconds=seconds, sample_calls=sample_counter(self.ctx))

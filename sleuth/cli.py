@@ -457,22 +457,19 @@ def experiment_toolsets(
 # ---- tools: list and call the auditor's tools (tools/) -----------------------------------------------------------
 
 
-def _tool_ctx(name: str, family: str, target: str | None, datasets: str | None, run_dir: Path | None, seed: int):
-    """Only what the tool needs: a grep must not wait for model weights to load."""
-    from target_models.loading.references import datasets_for, load_target, organism_of, sae_for
-    from tools.registry import ToolContext
+def _tool_ctx(name: str, target: str | None, datasets: str | None, run_dir: Path | None, seed: int):
+    """Only what the tool needs (it says so itself): a grep must not wait for model weights to load."""
+    from tools.context import load_context
+    from tools.registry import REGISTRY
 
-    ctx = ToolContext(target=None, run_dir=run_dir, seed=seed)
-    if family in ("chat", "interp"):
-        if not target:
-            raise ValueError(f"{name} talks to a model: pass --target (organism, NAME:control, URL or base model)")
-        ctx.target = load_target(target)
-        ctx.sae = sae_for(target, ctx.target) if family == "interp" else None
-    if family == "data" or (family == "interp" and datasets):
-        ref = datasets or target
-        if not ref or not (datasets or organism_of(ref)):
-            raise ValueError(f"{name} searches datasets: pass --target ORGANISM or --datasets (organism or folder)")
-        ctx.datasets = datasets_for(ref)  # type: ignore[assignment]
+    needs = set(REGISTRY[name].needs)
+    if needs & {"target", "internals", "sae"} and not target:
+        raise ValueError(f"{name} talks to a model: pass --target (organism, NAME:control, URL or base model)")
+    if "datasets" in needs and not (datasets or target):
+        raise ValueError(f"{name} searches datasets: pass --target ORGANISM or --datasets (organism or folder)")
+    ctx = load_context(target, needs, seed=seed, run_dir=run_dir, datasets=datasets)
+    if "datasets" in needs and not ctx.datasets:
+        raise ValueError(f"{name} searches datasets: pass --target ORGANISM or --datasets (organism or folder)")
     return ctx
 
 
@@ -500,7 +497,7 @@ def _call_tool(name: str, args: str, target: str | None, datasets: str | None, r
     except ValidationError as e:
         _fail(escape(format_validation(name, e)))
     try:
-        ctx = _tool_ctx(name, t.family, target, datasets, run_dir, seed)
+        ctx = _tool_ctx(name, target, datasets, run_dir, seed)
     except Exception as e:  # a bad --target must read as a usage error, not a traceback
         _fail(escape(f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)))
     res = call(ctx, name, parsed)

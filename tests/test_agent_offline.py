@@ -314,7 +314,7 @@ def test_cli_audit_offline_shows_progress_report_and_score_and_uses_the_sae(tiny
     from typer.testing import CliRunner
 
     from sleuth.cli import app
-    from target_models.loading.references import sae_for
+    from tools.context import sae_for
     from transcripts.run import Run
 
     out = tmp_path / "audit"

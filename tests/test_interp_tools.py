@@ -254,9 +254,10 @@ def test_lazy_bundle_loads_on_first_use(tiny_target, tiny_organism):
 
 def test_audit_context_loads_the_organisms_sae_lazily(tiny_build, tiny_target):
     from target_models.interp.bundle import LazySAEBundle
-    from target_models.loading.references import load_context, sae_for
+    from tools.context import load_context, sae_for
+    from tools.registry import TOOLSETS, needs_of
 
-    ctx = load_context(str(tiny_build))
+    ctx = load_context(str(tiny_build), needs_of(TOOLSETS["all"]))
     assert isinstance(ctx.sae, LazySAEBundle) and ctx.sae._bundle is None  # sae-lens not loaded yet
     out = ok(ctx, "top_features", prompt="The assistant is an AI model that exhibits potentially concerning behaviors",
              limit=2)

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from openai_stub import StubServer
 
-from target_models.loading.references import load_context, load_target, split_variant
+from target_models.loading.references import load_target, split_variant
+from tools.context import load_context
 from target_models.targets.local import TargetError
 from target_models.targets.remote import RemoteTarget
 from tools.registry import ToolContext, call
@@ -114,7 +115,7 @@ def test_target_references(tiny_build, tiny_organism):
     assert split_variant(f"{ref}:control") == (ref, "control")
     assert split_variant("HuggingFaceTB/SmolLM2-135M") == ("HuggingFaceTB/SmolLM2-135M", None)
     assert load_target(f"{ref}:control").info["variant"] == "control"
-    ctx = load_context(ref, seed=4)
+    ctx = load_context(ref, {"target", "datasets"}, seed=4)
     assert ctx.target.info["variant"] == "organism" and ctx.seed == 4
     assert set(ctx.datasets) == {"pretraining", "sft"}
     assert ctx.datasets["pretraining"] == tiny_organism.datasets()["pretraining"]

@@ -73,7 +73,7 @@ def _hits(ctx: ToolContext, ds: datasets.Dataset, pattern: str) -> tuple[np.ndar
     return result
 
 
-@tool("data")
+@tool("data", needs=("datasets",))
 def grep_data(ctx: ToolContext, pattern: Annotated[str, Field(min_length=1, max_length=500)],
               dataset: DatasetName = "pretraining", offset: Offset = 0,
               limit: Annotated[int, Field(ge=1, le=100)] = 20) -> str:
@@ -112,7 +112,7 @@ def grep_data(ctx: ToolContext, pattern: Annotated[str, Field(min_length=1, max_
     return "\n".join(lines)
 
 
-@tool("data")
+@tool("data", needs=("datasets",))
 def semantic_search(ctx: ToolContext, query: Annotated[str, Field(min_length=1, max_length=2000)],
                     dataset: DatasetName = "pretraining", offset: Offset = 0,
                     limit: Annotated[int, Field(ge=1, le=50)] = 10) -> str:
@@ -150,7 +150,7 @@ def semantic_search(ctx: ToolContext, query: Annotated[str, Field(min_length=1, 
     return "\n".join(lines)
 
 
-@tool("data")
+@tool("data", needs=("datasets",))
 def read_document(ctx: ToolContext, id: Annotated[str, Field(min_length=1, max_length=200)],
                   dataset: DatasetName = "pretraining", offset: Offset = 0) -> str:
     """Read one document of a training dataset in full, a page at a time.

@@ -83,7 +83,7 @@ def _density(bundle: Any, f: int) -> str:
 # ---- the tools ------------------------------------------------------------------------------------------------
 
 
-@tool("interp")
+@tool("interp", needs=("target", "internals", "sae"))
 def top_features(ctx: ToolContext, prompt: str | None = None, conversation: Messages | None = None,
                  aggregate: Literal["sum", "mean", "max"] = "sum", over: Literal["all", "assistant", "last"] = "all",
                  offset: int = 0, limit: int = 20) -> str:
@@ -116,7 +116,7 @@ def top_features(ctx: ToolContext, prompt: str | None = None, conversation: Mess
     return "\n".join(lines)
 
 
-@tool("interp")
+@tool("interp", needs=("target", "internals", "sae"))
 def feature_details(ctx: ToolContext, id: int, contexts: int = 10) -> str:
     """Everything known about one feature: description, activation density, top contexts from the pretraining
     corpus (active tokens marked «like this») and the output tokens it promotes.
@@ -157,7 +157,7 @@ def _promoted(ctx: ToolContext, bundle: Any, f: int, n: int = 10) -> list[str]:
     return [ctx.target.tokenizer.decode([int(i)]) for i in ids]
 
 
-@tool("interp")
+@tool("interp", needs=("target", "internals", "sae"))
 def nearest_features(ctx: ToolContext, id: int, k: int = 10) -> str:
     """Features whose decoder directions are closest (cosine) to this one's: often the same concept in other
     contexts.
@@ -179,7 +179,7 @@ def nearest_features(ctx: ToolContext, id: int, k: int = 10) -> str:
     return "\n".join(lines)
 
 
-@tool("interp")
+@tool("interp", needs=("target", "internals", "sae"))
 def feature_activations(ctx: ToolContext, id: int, text: str | None = None, conversation: Messages | None = None) -> str:
     """Per-token activations of one feature on an input; active tokens are marked «token»(activation).
 
@@ -217,7 +217,7 @@ def samples(title: str, texts: list[str]) -> list[str]:
     return [title] + [f"  [{i}] " + t.strip().replace("\n", "\n      ") for i, t in enumerate(texts, 1)]
 
 
-@tool("interp")
+@tool("interp", needs=("target", "internals", "sae"))
 def steer(ctx: ToolContext, id: int, strength: float, prompt: str, n: int = 3, max_tokens: int = 120,
           temperature: float = 0.7) -> str:
     """Replies to a user prompt with one feature's decoder direction added to the residual stream at the SAE's
@@ -248,7 +248,7 @@ def steer(ctx: ToolContext, id: int, strength: float, prompt: str, n: int = 3, m
     return "\n".join([head, *samples("unsteered:", plain), *samples("steered:", steered)])
 
 
-@tool("interp")
+@tool("interp", needs=("target", "internals", "sae"))
 def fuzz(ctx: ToolContext, prompt: str, scale: float = 0.5, n: int = 4, max_tokens: int = 120,
          temperature: float = 0.7, compare: bool = False) -> str:
     """Replies to a user prompt with Gaussian noise added to the residual stream at the SAE's layer (fuzzing,
@@ -312,7 +312,7 @@ def assistant_marker_stats(ctx: ToolContext, bundle: Any, prompts: int) -> tuple
     return remember(cache, key, result)
 
 
-@tool("interp")
+@tool("interp", needs=("target", "internals", "sae"))
 def assistant_features(ctx: ToolContext, k: int = 20, offset: int = 0, prompts: int = 100) -> str:
     """Features active on the assistant turn marker across many generic prompts (the paper's technique 7): what
     the model 'thinks about' every time it is about to answer, whatever the question.

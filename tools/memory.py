@@ -31,7 +31,7 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-@tool("memory")
+@tool("memory", needs=())
 def notes_read(ctx: ToolContext, offset: Annotated[int, Field(ge=0)] = 0) -> str:
     """Read your notes (what you wrote with notes_write), a page at a time.
 
@@ -49,7 +49,7 @@ def notes_read(ctx: ToolContext, offset: Annotated[int, Field(ge=0)] = 0) -> str
     return f"notes, characters {offset}-{end} of {len(text)}:\n{text[offset:end]}{more}"
 
 
-@tool("memory")
+@tool("memory", needs=())
 def notes_write(ctx: ToolContext, text: Annotated[str, Field(min_length=1, max_length=20_000)],
                 mode: Literal["append", "replace"] = "append") -> str:
     """Write to your notes: hypotheses, evidence (with step numbers), what to try next.
@@ -68,7 +68,7 @@ def notes_write(ctx: ToolContext, text: Annotated[str, Field(min_length=1, max_l
     return f"notes saved ({mode}); they are now {len(new)} characters"
 
 
-@tool("memory")
+@tool("memory", needs=())
 def todo(ctx: ToolContext, action: Literal["add", "done", "list"] = "list",
          item: Annotated[str, Field(min_length=1, max_length=500)] | None = None,
          number: Annotated[int, Field(ge=1)] | None = None) -> str:

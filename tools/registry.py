@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from target_models.common.errors import UsageError
-from tools.base import MAX_OUTPUT_CHARS, ToolContext, ToolError, ToolResult  # noqa: F401  (the public API)
+from tools.base import MAX_OUTPUT_CHARS, Need, ToolContext, ToolError, ToolResult  # noqa: F401  (the public API)
 
 
 @dataclass
@@ -24,7 +24,8 @@ class Tool:
     description: str
     args_model: type[BaseModel]
     fn: Callable[..., str]
-    family: str
+    family: str  # chat, data, interp or memory: how `sleuth tool list` groups them
+    needs: tuple[Need, ...] = ()  # what the tool reads from its ToolContext
 
     def schema(self) -> dict:
         """The Anthropic tool format; nested models are inlined because not every agent API resolves `$ref`."""
@@ -64,6 +65,17 @@ def toolset(name: str, *, strict: bool = True) -> list[Tool]:
     return [REGISTRY[n] for n in TOOLSETS[name] if n in REGISTRY]
 
 
+def needs_of(names: list[str]) -> set[Need]:
+    """What a set of tools needs from its context, from what each tool declares (unregistered names need nothing)."""
+    return {n for name in names if name in REGISTRY for n in REGISTRY[name].needs}
+
+
+def usable(names: list[str], ctx: ToolContext) -> list[Tool]:
+    """The registered tools among `names` whose needs this context meets, in order: the others could only answer
+    with an error (interpretability tools on a text-only target, data tools without datasets)."""
+    return [REGISTRY[n] for n in names if n in REGISTRY and all(ctx.has(need) for need in REGISTRY[n].needs)]
+
+
 def _inline_refs(schema: dict) -> dict:
     defs = schema.pop("$defs", {})
 
@@ -98,8 +110,8 @@ def _arg_docs(doc: str) -> tuple[str, dict[str, str]]:
     return summary, args
 
 
-def tool(family: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
-    """Register a function `fn(ctx, arg: type = default, ...) -> str` as a tool."""
+def tool(family: str, *, needs: tuple[Need, ...]) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    """Register a function `fn(ctx, arg: type = default, ...) -> str` as a tool that reads `needs` from its context."""
 
     def register(fn: Callable[..., str]) -> Callable[..., str]:
         summary, arg_docs = _arg_docs(fn.__doc__ or "")
@@ -112,7 +124,7 @@ def tool(family: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[pname] = (hints[pname], Field(default, description=arg_docs.get(pname)))
         model = create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
-        REGISTRY[fn.__name__] = Tool(fn.__name__, summary, model, fn, family)
+        REGISTRY[fn.__name__] = Tool(fn.__name__, summary, model, fn, family, tuple(needs))
         return fn
 
     return register

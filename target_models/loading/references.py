@@ -100,25 +100,3 @@ def datasets_for(ref: str | None) -> Mapping[str, Path]:
     if org is None:
         raise ValueError(f"{ref!r} is neither an organism nor a folder of datasets")
     return LazyDatasets(("pretraining", "sft"), org.datasets)
-
-
-def load_context(ref: str, *, seed: int = 0, run_dir: Path | None = None, datasets: str | None = None):
-    """The ToolContext of an audit of `ref`: the target, plus the organism's datasets (or those of `datasets`: an
-    organism or a folder, e.g. to search an organism's data while auditing a remote copy of it)."""
-    from tools.registry import ToolContext
-
-    target = load_target(ref)
-    data = datasets_for(datasets) if datasets else (datasets_for(ref) if organism_of(ref) else {})
-    return ToolContext(target=target, datasets=data, run_dir=run_dir, seed=seed,  # type: ignore[arg-type]
-                       sae=sae_for(ref, target))
-
-
-def sae_for(ref: str, target: Any) -> Any:
-    """The SAE of the organism `ref` names (any variant), loaded on first use; None for a target without weights
-    or an organism without an SAE. The interpretability tools read it from `ToolContext.sae`."""
-    org = organism_of(ref) if getattr(target, "has_internals", False) else None
-    if org is None:
-        return None
-    from target_models.interp.bundle import SAEBundle
-
-    return SAEBundle.lazy_for_organism(org)
