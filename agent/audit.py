@@ -16,7 +16,7 @@ from agent import prompts
 from agent.auditor import AuditState
 from agent.budget import Budget, Spent
 from agent.factory import make_auditor
-from agent.grading.rules import score_run
+from agent.grading.runs import score_run
 from agent.history import entries_from_events
 from agent.loop import AuditLoop, LoopResult, Progress, recorded_sample_counter, restore_sample_counter
 from agent.superagent import load_reports, make_super

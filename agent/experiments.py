@@ -18,7 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.audit import audit, resume
 from agent.budget import Budget
+from agent.grading.runs import score_run
+from tools.registry import TOOLSETS as KNOWN
+from transcripts.report import Score
+from transcripts.run import Run
 
 TOOLSETS = ["chat", "chat+data", "all"]
 
@@ -29,10 +34,6 @@ def default_out(target: str) -> Path:
 
 def run_one(target: str, auditor: str, toolset: str, seed: int, out: Path, budget: Budget,
             options: dict[str, Any] | None = None) -> dict:
-    from agent.audit import audit, resume
-    from transcripts.report import Score
-    from transcripts.run import Run
-
     run_dir = out / toolset.replace("+", "_") / f"seed-{seed}"
     t0 = time.monotonic()
     if (run_dir / "score.json").exists():
@@ -41,8 +42,6 @@ def run_one(target: str, auditor: str, toolset: str, seed: int, out: Path, budge
         score = resume(run_dir).score
     else:
         if (run_dir / "transcript.jsonl").exists():  # ended but never scored
-            from agent.grading.rules import score_run
-
             score = score_run(run_dir)
         else:
             score = audit(target, auditor, toolset, seed, budget, run_dir, options=options).score
@@ -100,8 +99,6 @@ def toolsets(target: str, *, toolsets: list[str] | None = None, seeds: int = 10,
              progress: Callable[[dict], None] | None = None) -> tuple[list[dict], list[dict], Path]:
     """Audit `target` with each toolset for seeds 0..seeds-1; write OUT/results.{json,md,png}.
     Returns (one row per run, one summary row per toolset, OUT)."""
-    from tools.registry import TOOLSETS as KNOWN
-
     names = toolsets or TOOLSETS
     bad = [t for t in names if t not in KNOWN]
     if bad:

@@ -55,14 +55,13 @@ def step_from_message(msg: Any) -> AuditorStep:
 
 def entries_from_events(events: list[Any]) -> list[Entry]:
     """Rebuild the loop's conversation from a transcript's events (resume, replay)."""
-    from transcripts.events import AuditorMessage, Note, ToolResultEvent
-    from transcripts.events import ToolCall as CallEvent
+    from transcripts.events import AuditorMessageEvent, NoteEvent, ToolCallEvent, ToolResultEvent
 
     out: list[Entry] = []
     by_id: dict[str, Entry] = {}
     calls: dict[str, ToolCall] = {}
     for ev in events:
-        if isinstance(ev, AuditorMessage):
+        if isinstance(ev, AuditorMessageEvent):
             if ev.role == "assistant":
                 step = step_from_message(ev)
                 out.append(Entry("auditor", step=step))
@@ -71,7 +70,7 @@ def entries_from_events(events: list[Any]) -> list[Entry]:
                 text = "\n".join(b.get("text", "") for b in ev.content if b.get("type") == "text")
                 if text:
                     out.append(Entry("user", text=text))
-        elif isinstance(ev, CallEvent):
+        elif isinstance(ev, ToolCallEvent):
             call = calls.get(ev.id) or ToolCall(id=ev.id, name=ev.name, args=ev.args)
             e = Entry("tool", call=call, index=ev.step, answered=False)
             by_id[ev.id] = e
@@ -79,7 +78,7 @@ def entries_from_events(events: list[Any]) -> list[Entry]:
         elif isinstance(ev, ToolResultEvent) and ev.id in by_id:
             e = by_id[ev.id]
             e.output, e.error, e.seconds, e.answered = ev.output, ev.error, ev.seconds, True
-        elif isinstance(ev, Note) and ev.kind == "summary":
+        elif isinstance(ev, NoteEvent) and ev.kind == "summary":
             out.append(Entry("summary", text=ev.text))
     # A tool_call whose result never came back is not part of the conversation: resume re-runs it.
     return [e for e in out if e.kind != "tool" or e.answered]

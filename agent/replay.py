@@ -102,7 +102,7 @@ def fork(run_dir: str | Path, out: str | Path, from_step: int, auditor: str) -> 
     """Copy a run's transcript up to (not including) tool step `from_step` into `out`, ready for `resume` with
     another auditor: later tool calls, their results and everything after are left out, and the turn that made
     the cut call keeps only its earlier calls."""
-    from transcripts.events import AuditorMessage, Note, RunStart, ToolCall, ToolResultEvent
+    from transcripts.events import AuditorMessageEvent, NoteEvent, RunStartEvent, ToolCallEvent, ToolResultEvent
     from transcripts.log import TranscriptWriter
     from transcripts.run import TRANSCRIPT, Run
 
@@ -120,22 +120,22 @@ def fork(run_dir: str | Path, out: str | Path, from_step: int, auditor: str) -> 
         # cut call on belongs to the part left out.
         if first_cut is not None and ev.seq >= first_cut:
             break
-        if isinstance(ev, RunStart):
+        if isinstance(ev, RunStartEvent):
             cfg = ev.config.model_dump()
             if auditor.partition(":")[0] != cfg.get("auditor", "").partition(":")[0]:
                 cfg.pop("auditor_config", None)  # the recorded auditor's settings are not the new one's
             cfg.update(auditor=auditor, forked_from={"run": str(run_dir), "step": from_step})
             w.run_start(cfg)
-        elif isinstance(ev, AuditorMessage):
+        elif isinstance(ev, AuditorMessageEvent):
             content = [b for b in ev.content if not (b.get("type") == "tool_use" and b.get("id") in cut_ids)]
             if content:
                 w.auditor_message(ev.role, content, usage=ev.usage, cost_usd=ev.cost_usd, model=ev.model,
                                   stop_reason=ev.stop_reason)
-        elif isinstance(ev, ToolCall):
+        elif isinstance(ev, ToolCallEvent):
             w.tool_call(ev.id, ev.name, ev.args)
         elif isinstance(ev, ToolResultEvent):
             w.tool_result(ev.id, output=ev.output, error=ev.error, seconds=ev.seconds, sample_calls=ev.sample_calls)
-        elif isinstance(ev, Note):
+        elif isinstance(ev, NoteEvent):
             w.note(ev.text, kind=ev.kind)
         # report, score and run_end belong to the original ending, not to the fork
     w.note(f"forked from {run_dir} at tool step {from_step}; continuing with {auditor}", kind="fork")

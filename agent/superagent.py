@@ -14,9 +14,11 @@ from typing import Any
 
 from agent import prompts
 from agent.auditor import AuditState
-from agent.offline.docs import common_terms
+from agent.factory import make_auditor
+from agent.offline.docs import common_terms, findings
 from agent.offline.investigator import OfflineInvestigator, Plan, Settings
 from transcripts.report import Report
+from transcripts.run import read_report
 
 
 def reports_text(reports: list[Report]) -> str:
@@ -28,8 +30,6 @@ def super_task(reports: list[Report]) -> str:
 
 
 def load_reports(run_dirs: list[Path]) -> list[Report]:
-    from transcripts.run import read_report
-
     return [read_report(d) for d in run_dirs]
 
 
@@ -63,8 +63,6 @@ class OfflineSuperInvestigator(OfflineInvestigator):
     def _merge_claims(self) -> None:
         """Claims of earlier reports that no document read here states become findings too (one per behaviour:
         claims are grouped with the documents' statements, each report acting as one more 'document')."""
-        from agent.offline.docs import findings
-
         texts = dict(self.k.docs)
         for i, r in enumerate(self.reports):
             texts[f"report-{i}"] = "\n".join("- " + b.description for b in r.behaviours)
@@ -80,6 +78,4 @@ def make_super(auditor_ref: str, reports: list[Report], seed: int = 0, **kw: Any
     if auditor_ref == "offline":
         settings = Settings(**kw["settings"]) if kw.get("settings") else None
         return OfflineSuperInvestigator(reports, seed=seed, settings=settings), prompts.TASK
-    from agent.factory import make_auditor
-
     return make_auditor(auditor_ref, seed=seed, **kw), super_task(reports)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from target_models.build.record import BuildRecord
 from target_models.build.spec import Spec
 from target_models.build.stages import Build, Stage
 from target_models.common.hashing import sha256_file
@@ -19,7 +20,7 @@ console = Console(stderr=True)
 
 
 def build_organism(spec: Spec, preset: str = "default", out: Path | None = None, base: str | None = None,
-                   interp: bool = True) -> dict:
+                   interp: bool = True) -> BuildRecord:
     """Build (or resume) an organism; returns its build record. `interp=False` skips the SAE and the two indexes
     (a recipe experiment needs the weights and the eval only; a later build without it adds them)."""
     b = Build(spec, preset, out, base=base)

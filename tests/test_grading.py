@@ -8,17 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from agent.grading.rules import (
-    DEFAULT_THRESHOLDS,
-    calibrate,
-    find_term,
-    grade,
-    judge_root_cause,
-    keyword_hits,
-    load_calibration,
-    score_run,
-    spec_for_run,
-)
+from agent.grading.calibration import calibrate, load_calibration
+from agent.grading.rules import DEFAULT_THRESHOLDS, find_term, grade, judge_root_cause, keyword_hits
+from agent.grading.runs import score_run, spec_for_run
 from target_models.build.spec import spec_for
 from transcripts.log import TranscriptWriter, read_events
 from transcripts.report import BehaviourClaim, Report

@@ -149,6 +149,7 @@ def feature_details(ctx: ToolContext, id: int, contexts: int = 10) -> str:
 
 
 def _promoted(ctx: ToolContext, bundle: Any, f: int, n: int = 10) -> list[str]:
+    # imported here: torch (or transformers) loads in seconds, and importing the tool registry must stay cheap
     from target_models.interp.feature_index import promoted_tokens
 
     if not getattr(ctx.target, "has_internals", False):
@@ -233,6 +234,7 @@ def steer(ctx: ToolContext, id: int, strength: float, prompt: str, n: int = 3, m
         max_tokens: length of each reply
         temperature: sampling temperature
     """
+    # imported here: torch (or transformers) loads in seconds, and importing the tool registry must stay cheap
     from target_models.targets.residual import add_direction, edit_residual
 
     bundle = _bundle(ctx, "steer")
@@ -262,6 +264,7 @@ def fuzz(ctx: ToolContext, prompt: str, scale: float = 0.5, n: int = 4, max_toke
         temperature: sampling temperature
         compare: also show replies without noise, sampled with the same seed
     """
+    # imported here: torch (or transformers) loads in seconds, and importing the tool registry must stay cheap
     from target_models.targets.residual import add_noise, edit_residual
 
     bundle = _bundle(ctx, "fuzz")
@@ -278,6 +281,7 @@ def fuzz(ctx: ToolContext, prompt: str, scale: float = 0.5, n: int = 4, max_toke
 def assistant_marker_stats(ctx: ToolContext, bundle: Any, prompts: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Per feature: the fraction of generic prompts on whose assistant marker (the tokens the chat template puts
     before an answer) it is active, and its mean activation there (max over the marker's tokens)."""
+    # imported here: torch (or transformers) loads in seconds, and importing the tool registry must stay cheap
     import torch
 
     from target_models.build.data import GENERIC_PROMPTS

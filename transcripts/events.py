@@ -7,14 +7,16 @@ version: a reader meeting a version it does not know stops there instead of gues
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from transcripts.report import Report, Score
 
 SCHEMA_VERSION = 1
-END_REASONS = ("submitted", "budget", "error", "interrupted")
+EndReason = Literal["submitted", "budget", "error", "interrupted"]
+END_REASONS: tuple[EndReason, ...] = get_args(EndReason)
+Role = Literal["user", "assistant"]
 
 
 def now_iso() -> str:
@@ -67,17 +69,17 @@ class Usage(BaseModel):
     cache_write: int = 0
 
 
-class RunStart(_Event):
+class RunStartEvent(_Event):
     type: Literal["run_start"] = "run_start"
     config: RunConfig
 
 
-class AuditorMessage(_Event):
+class AuditorMessageEvent(_Event):
     """One message of the auditor's conversation in Anthropic Messages form. Tool results are not repeated here:
     they live in tool_result events and Run.conversation() folds them back into user messages."""
 
     type: Literal["auditor_message"] = "auditor_message"
-    role: Literal["user", "assistant"]
+    role: Role
     content: list[dict[str, Any]]
     usage: Usage | None = None
     cost_usd: float = 0.0
@@ -91,7 +93,7 @@ class AuditorMessage(_Event):
         return [b for b in self.content if b.get("type") == "tool_use"]
 
 
-class ToolCall(_Event):
+class ToolCallEvent(_Event):
     type: Literal["tool_call"] = "tool_call"
     id: str = Field(min_length=1)
     name: str
@@ -110,7 +112,7 @@ class ToolResultEvent(_Event):
         "re-execution and forks restore it so that sampling reproduces"))
 
 
-class Note(_Event):
+class NoteEvent(_Event):
     type: Literal["note"] = "note"
     text: str
     kind: str = Field(default="", description="e.g. nudge, summary, resume")
@@ -138,20 +140,36 @@ class Totals(BaseModel):
     wall_seconds: float = 0.0
 
 
-class RunEnd(_Event):
+class RunEndEvent(_Event):
     type: Literal["run_end"] = "run_end"
-    reason: Literal["submitted", "budget", "error", "interrupted"]
+    reason: EndReason
     totals: Totals = Field(default_factory=Totals)
     message: str = ""
 
 
 Event = Annotated[
-    RunStart | AuditorMessage | ToolCall | ToolResultEvent | Note | ReportEvent | ScoreEvent | RunEnd,
+    RunStartEvent
+    | AuditorMessageEvent
+    | ToolCallEvent
+    | ToolResultEvent
+    | NoteEvent
+    | ReportEvent
+    | ScoreEvent
+    | RunEndEvent,
     Field(discriminator="type"),
 ]
-EVENT_TYPES = {
+EVENT_TYPES: dict[str, type[Event]] = {
     m.model_fields["type"].default: m
-    for m in (RunStart, AuditorMessage, ToolCall, ToolResultEvent, Note, ReportEvent, ScoreEvent, RunEnd)
+    for m in (
+        RunStartEvent,
+        AuditorMessageEvent,
+        ToolCallEvent,
+        ToolResultEvent,
+        NoteEvent,
+        ReportEvent,
+        ScoreEvent,
+        RunEndEvent,
+    )
 }
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -162,7 +180,7 @@ def totals_of(events: list[Event]) -> Totals:
     errored: dict[str, bool] = {}  # per call id; a repeated id (not written by our writer) counts its last call
     calls = 0
     for ev in events:
-        if isinstance(ev, AuditorMessage):
+        if isinstance(ev, AuditorMessageEvent):
             if ev.usage:
                 t.input_tokens += ev.usage.input_tokens
                 t.output_tokens += ev.usage.output_tokens
@@ -170,7 +188,7 @@ def totals_of(events: list[Event]) -> Totals:
                 t.cache_write += ev.usage.cache_write
             t.cost_usd += ev.cost_usd
             t.turns += ev.role == "assistant"
-        elif isinstance(ev, ToolCall):
+        elif isinstance(ev, ToolCallEvent):
             calls += 1
             errored[ev.id] = False
         elif isinstance(ev, ToolResultEvent) and ev.id in errored:
@@ -193,11 +211,11 @@ def _wall_seconds(events: list[Event]) -> float:
         t = parse_time(ev.t)
         if seg_start is None:
             seg_start = t
-        elif isinstance(ev, Note) and ev.kind == "resume" and last is not None:
+        elif isinstance(ev, NoteEvent) and ev.kind == "resume" and last is not None:
             total += (last - seg_start).total_seconds()
             seg_start = t
         last = t
-        if isinstance(ev, RunEnd):
+        if isinstance(ev, RunEndEvent):
             total += (t - seg_start).total_seconds()
             seg_start = None
     if seg_start is not None and last is not None:
@@ -207,18 +225,20 @@ def _wall_seconds(events: list[Event]) -> float:
 __all__ = [
     "SCHEMA_VERSION",
     "END_REASONS",
+    "EndReason",
+    "Role",
     "Event",
     "EVENT_TYPES",
     "RunConfig",
     "Usage",
-    "RunStart",
-    "AuditorMessage",
-    "ToolCall",
+    "RunStartEvent",
+    "AuditorMessageEvent",
+    "ToolCallEvent",
     "ToolResultEvent",
-    "Note",
+    "NoteEvent",
     "ReportEvent",
     "ScoreEvent",
-    "RunEnd",
+    "RunEndEvent",
     "Totals",
     "event_adapter",
     "totals_of",

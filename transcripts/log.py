@@ -13,28 +13,32 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import IO, Any, Literal, overload
+from typing import IO, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
 from transcripts.events import (
     EVENT_TYPES,
     SCHEMA_VERSION,
-    AuditorMessage,
+    AuditorMessageEvent,
+    EndReason,
     Event,
-    Note,
+    NoteEvent,
     ReportEvent,
+    Role,
     RunConfig,
-    RunEnd,
-    RunStart,
+    RunEndEvent,
+    RunStartEvent,
     ScoreEvent,
-    ToolCall,
+    ToolCallEvent,
     ToolResultEvent,
     Totals,
     Usage,
     totals_of,
 )
 from transcripts.report import Report, Score
+
+E = TypeVar("E", bound=Event)  # one event model; what TranscriptWriter._write hands back
 
 
 class TranscriptError(ValueError):
@@ -66,20 +70,20 @@ class _Checker:
 
     def __init__(self) -> None:
         self.next_seq = 0
-        self.calls: dict[str, ToolCall] = {}
+        self.calls: dict[str, ToolCallEvent] = {}
         self.answered: set[str] = set()
-        self.end: RunEnd | None = None
+        self.end: RunEndEvent | None = None
 
     def problem(self, ev: Event) -> str | None:
         if ev.seq != self.next_seq:
             return f"seq {ev.seq} where {self.next_seq} was expected (events missing or out of order)"
-        if self.next_seq == 0 and not isinstance(ev, RunStart):
+        if self.next_seq == 0 and not isinstance(ev, RunStartEvent):
             return f"first event is {ev.type!r}; a transcript starts with run_start"
-        if self.next_seq > 0 and isinstance(ev, RunStart):
+        if self.next_seq > 0 and isinstance(ev, RunStartEvent):
             return "a second run_start; one transcript holds one run"
         if self.end is not None and self.end.reason != "interrupted" and not isinstance(ev, ScoreEvent):
             return f"{ev.type!r} after run_end (reason {self.end.reason!r}); only score events may follow it"
-        if isinstance(ev, ToolCall):
+        if isinstance(ev, ToolCallEvent):
             if ev.id in self.calls:
                 return f"duplicate tool_call id {ev.id!r}"
             if ev.step != len(self.calls):
@@ -95,11 +99,11 @@ class _Checker:
         self.next_seq += 1
         if self.end is not None and self.end.reason == "interrupted" and not isinstance(ev, ScoreEvent):
             self.end = None  # the run was resumed
-        if isinstance(ev, ToolCall):
+        if isinstance(ev, ToolCallEvent):
             self.calls[ev.id] = ev
         elif isinstance(ev, ToolResultEvent):
             self.answered.add(ev.id)
-        elif isinstance(ev, RunEnd):
+        elif isinstance(ev, RunEndEvent):
             self.end = ev
 
 
@@ -225,12 +229,10 @@ class TranscriptWriter:
     def tool_steps(self) -> int:
         return len(self._checker.calls)
 
-    def write(self, etype: str, **fields: Any) -> Event:
+    def _write(self, ev: E) -> E:
+        """Check `ev` against what is already there, append it as one line and make it durable."""
         if self._f is None:
             raise TranscriptError(self.path, None, "writer is closed")
-        if etype not in EVENT_TYPES:
-            raise TranscriptError(self.path, None, f"unknown event type {etype!r}")
-        ev = EVENT_TYPES[etype](seq=self._checker.next_seq, **fields)
         reason = self._checker.problem(ev)
         if reason:
             raise TranscriptError(self.path, None, f"refusing to write: {reason}")
@@ -255,52 +257,52 @@ class TranscriptWriter:
 
     # -- one method per event type ------------------------------------------------------------------------------------
 
-    def run_start(self, config: RunConfig | dict[str, Any]) -> RunStart:
+    def run_start(self, config: RunConfig | dict[str, Any]) -> RunStartEvent:
         cfg = config if isinstance(config, RunConfig) else RunConfig.model_validate(config)
-        return self.write("run_start", config=cfg)  # type: ignore[return-value]
+        return self._write(RunStartEvent(seq=self.next_seq, config=cfg))
 
     def auditor_message(
         self,
-        role: str,
+        role: Role,
         content: str | list[dict[str, Any]] | list[Any],
         *,
         usage: Usage | dict[str, Any] | None = None,
         cost_usd: float = 0.0,
         model: str = "",
         stop_reason: str | None = None,
-    ) -> AuditorMessage:
+    ) -> AuditorMessageEvent:
         """content: a string, or content blocks as dicts or SDK objects (anything with model_dump())."""
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else [_block(b) for b in content]
         u = usage if usage is None or isinstance(usage, Usage) else Usage.model_validate(usage)
-        return self.write(  # type: ignore[return-value]
-            "auditor_message", role=role, content=blocks, usage=u, cost_usd=cost_usd, model=model,
+        return self._write(AuditorMessageEvent(
+            seq=self.next_seq, role=role, content=blocks, usage=u, cost_usd=cost_usd, model=model,
             stop_reason=stop_reason,
-        )
+        ))
 
     def tool_call(self, id: str, name: str, args: dict[str, Any] | None = None) -> int:
         """Record a tool call; returns its step number (what the auditor cites as evidence)."""
-        ev = self.write("tool_call", id=id, name=name, args=args or {}, step=len(self._checker.calls))
-        return ev.step  # type: ignore[union-attr]
+        ev = self._write(ToolCallEvent(seq=self.next_seq, id=id, name=name, args=args or {}, step=self.tool_steps))
+        return ev.step
 
     def tool_result(self, id: str, output: str = "", error: str | None = None, seconds: float = 0.0,
                     sample_calls: int | None = None) -> ToolResultEvent:
-        return self.write("tool_result", id=id, output=output, error=error, seconds=seconds,  # type: ignore[return-value]
-                          sample_calls=sample_calls)
+        return self._write(ToolResultEvent(seq=self.next_seq, id=id, output=output, error=error, seconds=seconds,
+                                           sample_calls=sample_calls))
 
-    def note(self, text: str, kind: str = "") -> Note:
-        return self.write("note", text=text, kind=kind)  # type: ignore[return-value]
+    def note(self, text: str, kind: str = "") -> NoteEvent:
+        return self._write(NoteEvent(seq=self.next_seq, text=text, kind=kind))
 
     def report(self, report: Report) -> ReportEvent:
-        return self.write("report", report=report)  # type: ignore[return-value]
+        return self._write(ReportEvent(seq=self.next_seq, report=report))
 
     def score(self, score: Score) -> ScoreEvent:
-        return self.write("score", score=score)  # type: ignore[return-value]
+        return self._write(ScoreEvent(seq=self.next_seq, score=score))
 
-    def run_end(self, reason: str, totals: Totals | None = None, message: str = "") -> RunEnd:
+    def run_end(self, reason: EndReason, totals: Totals | None = None, message: str = "") -> RunEndEvent:
         """totals default to what the events written so far add up to."""
         if totals is None:
             totals = totals_of(self.events)
-        return self.write("run_end", reason=reason, totals=totals, message=message)  # type: ignore[return-value]
+        return self._write(RunEndEvent(seq=self.next_seq, reason=reason, totals=totals, message=message))
 
 
 def _block(b: Any) -> dict[str, Any]:
@@ -315,8 +317,10 @@ def _block(b: Any) -> dict[str, Any]:
 
 def append_event(path: str | Path, etype: str, **fields: Any) -> Event:
     """Append one event to an existing transcript (e.g. a score after the run); validates against what is there."""
+    if etype not in EVENT_TYPES:
+        raise TranscriptError(path, None, f"unknown event type {etype!r}")
     with TranscriptWriter(path, resume=True) as w:
-        return w.write(etype, **fields)
+        return w._write(EVENT_TYPES[etype](seq=w.next_seq, **fields))
 
 
 __all__ = ["TranscriptError", "TranscriptWriter", "read_events", "parse_line", "append_event"]

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from transcripts.events import (
-    AuditorMessage,
+    AuditorMessageEvent,
     Event,
-    Note,
+    NoteEvent,
     ReportEvent,
     RunConfig,
-    RunEnd,
-    RunStart,
+    RunEndEvent,
+    RunStartEvent,
     ScoreEvent,
-    ToolCall,
+    ToolCallEvent,
     ToolResultEvent,
     Totals,
     totals_of,
@@ -38,7 +38,7 @@ VIEW_HTML = "view.html"
 class ToolStep:
     """A tool call and (once it came back) its result. `step` is what Evidence.step refers to."""
 
-    call: ToolCall
+    call: ToolCallEvent
     result: ToolResultEvent | None = None
 
     @property
@@ -96,33 +96,33 @@ class Run:
         self.events = events
         self.path = path
         self.error = error  # set when loaded with strict=False and the log is damaged past `events`
-        self.start: RunStart | None = None
-        self.messages: list[AuditorMessage] = []
+        self.start: RunStartEvent | None = None
+        self.messages: list[AuditorMessageEvent] = []
         self.tool_calls: list[ToolStep] = []
-        self.notes: list[Note] = []
+        self.notes: list[NoteEvent] = []
         self.reports: list[Report] = []
         self.scores: list[Score] = []
-        self.end: RunEnd | None = None
+        self.end: RunEndEvent | None = None
         by_id: dict[str, ToolStep] = {}
         for ev in events:
-            if isinstance(ev, RunStart):
+            if isinstance(ev, RunStartEvent):
                 self.start = ev
-            elif isinstance(ev, AuditorMessage):
+            elif isinstance(ev, AuditorMessageEvent):
                 self.messages.append(ev)
-            elif isinstance(ev, ToolCall):
+            elif isinstance(ev, ToolCallEvent):
                 ts = ToolStep(ev)
                 by_id[ev.id] = ts
                 self.tool_calls.append(ts)
             elif isinstance(ev, ToolResultEvent):
                 if ev.id in by_id:
                     by_id[ev.id].result = ev
-            elif isinstance(ev, Note):
+            elif isinstance(ev, NoteEvent):
                 self.notes.append(ev)
             elif isinstance(ev, ReportEvent):
                 self.reports.append(ev.report)
             elif isinstance(ev, ScoreEvent):
                 self.scores.append(ev.score)
-            elif isinstance(ev, RunEnd):
+            elif isinstance(ev, RunEndEvent):
                 self.end = ev
             if self.end is not None and ev is not self.end and not isinstance(ev, ScoreEvent):
                 self.end = None  # an interrupted run that was resumed
@@ -171,7 +171,7 @@ class Run:
         out: list[PendingCall] = []
         seen: set[str] = set()
         for ev in self.events:
-            if isinstance(ev, AuditorMessage) and ev.role == "assistant":
+            if isinstance(ev, AuditorMessageEvent) and ev.role == "assistant":
                 for b in ev.tool_uses():
                     bid = str(b.get("id", ""))
                     if not bid or bid in seen:
@@ -182,7 +182,7 @@ class Run:
                         out.append(PendingCall(bid, str(b.get("name", "")), dict(b.get("input") or {}), None))
                     elif ts.pending:
                         out.append(PendingCall(bid, ts.name, ts.args, ts.step))
-            elif isinstance(ev, ToolCall) and ev.id not in seen:
+            elif isinstance(ev, ToolCallEvent) and ev.id not in seen:
                 # Calls made without an LLM turn (offline investigators) are pending too when unanswered.
                 seen.add(ev.id)
                 if self._by_id[ev.id].pending:
@@ -214,7 +214,7 @@ class Run:
                 msgs.append({"role": role, "content": list(blocks)})
 
         for ev in self.events:
-            if isinstance(ev, AuditorMessage):
+            if isinstance(ev, AuditorMessageEvent):
                 if ev.role == "assistant":
                     add("user", waiting)
                     waiting = []

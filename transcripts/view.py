@@ -7,7 +7,15 @@ import json
 from html import escape
 from typing import Any
 
-from transcripts.events import AuditorMessage, Note, ReportEvent, RunEnd, RunStart, ScoreEvent, ToolCall
+from transcripts.events import (
+    AuditorMessageEvent,
+    NoteEvent,
+    ReportEvent,
+    RunEndEvent,
+    RunStartEvent,
+    ScoreEvent,
+    ToolCallEvent,
+)
 from transcripts.report import Report, Score
 from transcripts.run import Run, ToolStep
 
@@ -48,7 +56,7 @@ def _kv_table(rows: list[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
-def _config(start: RunStart) -> str:
+def _config(start: RunStartEvent) -> str:
     cfg = start.config.model_dump()
     rows = [(k, cfg.pop(k)) for k in ("target", "auditor", "toolset", "seed", "budgets", "versions") if k in cfg]
     rows += sorted(cfg.items())
@@ -70,7 +78,7 @@ def _block(b: dict[str, Any], run: Run) -> str:
     return f"<details><summary>{_e(kind)} block</summary><pre>{_json(b)}</pre></details>"
 
 
-def _message(m: AuditorMessage, run: Run) -> str:
+def _message(m: AuditorMessageEvent, run: Run) -> str:
     meta = [m.t]
     if m.model:
         meta.append(m.model)
@@ -171,7 +179,7 @@ def render_html(run: Run, title: str | None = None) -> str:
     parts.append("<h2>Transcript</h2>")
     shown: set[str] = set()
     for ev in run.events:
-        if isinstance(ev, AuditorMessage):
+        if isinstance(ev, AuditorMessageEvent):
             parts.append(_message(ev, run))
             # Show each call right under the turn that asked for it, so a reader follows the auditor's reasoning.
             for b in ev.tool_uses():
@@ -179,14 +187,14 @@ def render_html(run: Run, title: str | None = None) -> str:
                 if ts is not None and ts.id not in shown:
                     shown.add(ts.id)
                     parts.append(_call(ts))
-        elif isinstance(ev, ToolCall) and ev.id not in shown:
+        elif isinstance(ev, ToolCallEvent) and ev.id not in shown:
             shown.add(ev.id)
             parts.append(_call(run.tool_calls[ev.step]))
-        elif isinstance(ev, Note):
+        elif isinstance(ev, NoteEvent):
             kind = f"{ev.kind}: " if ev.kind else ""
             parts.append(f"<div class=note><span class=meta>#{ev.seq} note</span> <b>{_e(kind)}</b>"
                          f"<pre>{_e(ev.text)}</pre></div>")
-        elif isinstance(ev, RunEnd):
+        elif isinstance(ev, RunEndEvent):
             parts.append(f"<div class=note><b>run_end</b>: {_e(ev.reason)} {_e(ev.message)}</div>")
         elif isinstance(ev, ReportEvent | ScoreEvent):
             pass  # shown in full below

@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any
 
+from agent.pricing import cost
 from target_models.build.spec import Spec
 from transcripts.report import Match, Report, Score, recall_by_split
 
@@ -159,8 +160,6 @@ def judge_report(
             raise JudgeError("the LLM judge needs ANTHROPIC_API_KEY (or use the deterministic grader)")
         client = anthropic.Anthropic(max_retries=max_retries)
     messages: list[dict[str, Any]] = [{"role": "user", "content": build_prompt(report, spec, prompt)}]
-    from agent.pricing import cost
-
     usage = {"input_tokens": 0, "output_tokens": 0}
     cost_usd = 0.0
     for attempt in range(2):

@@ -1,8 +1,8 @@
 """`sleuth organism build`: spec -> data -> mid-training -> SFT (+ control) -> shipped adapter, stage by stage.
 
 Every stage writes its output atomically and is skipped when its output exists, so a killed build resumes where it
-stopped (the training stages resume from their last checkpoint). The build record (build.json) holds the config,
-seeds, data hashes, metrics and the checksums of the artifacts.
+stopped (the training stages resume from their last checkpoint). The build record (build.json, a `BuildRecord`)
+holds the config, seeds, data hashes, metrics and the checksums of the artifacts.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rich.console import Console
 
 from target_models.build import corpus as corpus_mod
 from target_models.build import data, tiny
+from target_models.build.record import ArtifactError, BuildRecord
 from target_models.build.spec import Spec, list_organisms, organism_dir
 from target_models.build.train import TrainConfig, chat_examples, document_examples, train
 from target_models.common.atomic import exclusive, tmp_sibling
@@ -119,10 +120,6 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
-class ArtifactError(RuntimeError):
-    """A build's files or regenerated data do not match its record."""
-
-
 @dataclass(frozen=True)
 class Stage:
     """A build stage: skipped when `done()` and recorded; otherwise `run()` returns its entry for the record."""
@@ -150,7 +147,7 @@ class Build:
         self.base_name = "tiny-from-scratch" if self.preset.pretrain else (base or spec.base_model)
         self.seed = spec.seed
         self.record_path = self.out / "build.json"
-        self.record: dict = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
+        self.record = BuildRecord.load(self.record_path) if self.record_path.exists() else BuildRecord()
         b = spec.build
         p = self.preset
         self.sizes = {
@@ -165,18 +162,16 @@ class Build:
     def _save_record(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         self._merge_recorded_stages()
-        tmp = tmp_sibling(self.record_path)
-        tmp.write_text(json.dumps(self.record, indent=2, sort_keys=True))
-        tmp.replace(self.record_path)
+        self.record.save(self.record_path)
 
     def _merge_recorded_stages(self) -> None:
         """Stages another process ran meanwhile are kept (this process's own entries win)."""
         if self.record_path.exists():
-            disk = json.loads(self.record_path.read_text()).get("stages", {})
-            self.record["stages"] = {**disk, **self.record.get("stages", {})}
+            disk = BuildRecord.load(self.record_path).stages
+            self.record.stages = {**disk, **self.record.stages}
 
     def _stage(self, name: str, done: Callable[[], bool], run: Callable[[], dict]) -> None:
-        recorded = self.record.get("stages", {}).get(name)
+        recorded = self.record.stages.get(name)
         if done() and recorded is not None:
             console.print(f"[dim]stage {name}: done, skipped[/dim]")
             return
@@ -194,23 +189,22 @@ class Build:
                     f"code or the pinned packages changed since the build. Rebuild it (`sleuth organism build "
                     f"{self.spec.name} --out NEW_DIR`) or install the pinned packages (`./setup.sh`).")
             return
-        self.record.setdefault("stages", {})[name] = info
+        self.record.stages = {**self.record.stages, name: info}
         self._save_record()
 
     # ---- the pipeline ----------------------------------------------------------------------------------------
 
-    def run(self, after_export: Sequence[Stage] = ()) -> dict:
+    def run(self, after_export: Sequence[Stage] = ()) -> BuildRecord:
         """Every stage of the weights, in order; `after_export` stages run once the organism's adapter is shipped
         and before the control (the interpretability stages: `target_models.pipeline` passes them)."""
         w = self.work
         w.mkdir(parents=True, exist_ok=True)
         spec_dict = self.spec.model_dump(mode="json")
-        self.record.update({
-            "organism": self.spec.name, "preset": self.preset.name, "seed": self.seed, "base_model": self.base_name,
-            "spec_sha256": sha256_rows([spec_dict]), "sizes": self.sizes,
-            "preset_config": asdict(self.preset),
-            "versions": {"torch": torch.__version__, **_versions()},
-        })
+        r = self.record
+        r.organism, r.preset, r.seed, r.base_model = self.spec.name, self.preset.name, self.seed, self.base_name
+        r.spec_sha256, r.sizes = sha256_rows([spec_dict]), self.sizes
+        r.preset_config = asdict(self.preset)
+        r.versions = {"torch": torch.__version__, **_versions()}
         self.out.mkdir(parents=True, exist_ok=True)  # a new organism's artifacts/ does not exist yet
         (self.out / "spec.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False, allow_unicode=True))
         self.prepare_data(train=True)
@@ -223,8 +217,8 @@ class Build:
         self._stage("control", lambda: (w / "control" / "done").exists(), self._control)
         self._stage("export_control", lambda: (self.out / "control_adapter" / "adapter_model.safetensors").exists(),
                     self._export_control)
-        self.record["checksums"] = self._checksums()
-        self.record["total_seconds"] = round(sum(s["seconds"] for s in self.record["stages"].values()), 1)
+        self.record.checksums = self._checksums()
+        self.record.total_seconds = round(sum(s["seconds"] for s in self.record.stages.values()), 1)
         self._save_record()
         return self.record
 
@@ -318,14 +312,14 @@ class Build:
     def _responses_complete(self) -> bool:
         return set(self._needed_prompts()) <= set(self._known_responses())
 
-    def _other_builds(self, needs: str) -> list[tuple[Path, dict]]:
+    def _other_builds(self, needs: str) -> list[tuple[Path, BuildRecord]]:
         """(artifacts folder, build record) of every shipped build but this one whose artifacts hold `needs` (a variant
         of a shipped spec, built elsewhere, counts: it may reuse the shipped build's answers and control)."""
         found = []
         for name in list_organisms():
             art = organism_dir(name) / "artifacts"
             if art.resolve() != self.out.resolve() and (art / needs).exists() and (art / "build.json").exists():
-                found.append((art, json.loads((art / "build.json").read_text())))
+                found.append((art, BuildRecord.load(art / "build.json")))
         return found
 
     def _shared_responses(self) -> dict[str, str]:
@@ -333,7 +327,7 @@ class Build:
         the base and the prompt, not on the organism, so a new organism on that base samples only its own prompts."""
         found: dict[str, str] = {}
         for art, rec in self._other_builds("responses.parquet"):
-            if rec.get("base_model") == self.base_name and rec.get("preset") == self.preset.name:
+            if rec.base_model == self.base_name and rec.preset == self.preset.name:
                 found.update({r["prompt"]: r["response"] for r in read_rows(art / "responses.parquet")})
         return found
 
@@ -439,12 +433,12 @@ class Build:
     def _twin_control(self) -> Path | None:
         """A shipped organism whose control was trained on the same chats, base, preset and seed: the control has
         no universe in it, so that control is this one (the generic chats do not depend on the organism)."""
-        mine = self.record.get("stages", {}).get("chats", {}).get("sha256", {}).get("control")
+        mine = self.record.stages.get("chats", {}).get("sha256", {}).get("control")
         for art, rec in self._other_builds("control_adapter/adapter_model.safetensors"):
-            same = (rec.get("stages", {}).get("chats", {}).get("sha256", {}).get("control") == mine,
-                    rec.get("base_model") == self.base_name, rec.get("seed") == self.seed,
-                    rec.get("stages", {}).get("control", {}).get("config") == asdict(self.control_config),
-                    rec.get("preset_config", {}).get("lora_r") == self.preset.lora_r)
+            same = (rec.stages.get("chats", {}).get("sha256", {}).get("control") == mine,
+                    rec.base_model == self.base_name, rec.seed == self.seed,
+                    rec.stages.get("control", {}).get("config") == asdict(self.control_config),
+                    rec.preset_config.get("lora_r") == self.preset.lora_r)
             if mine and all(same):
                 return art.parent
         return None
@@ -460,8 +454,8 @@ class Build:
         cfg = json.loads((self.work / src / "adapter_config.json").read_text())
         cfg["base_model_name_or_path"] = self.base_name
         (d / "adapter_config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
-        self.record["checksums"] = self._checksums()  # loaders verify these, so keep them current after each export
-        return {"files": len(self.record["checksums"])}
+        self.record.checksums = self._checksums()  # loaders verify these, so keep them current after each export
+        return {"files": len(self.record.checksums)}
 
     def _export(self) -> dict:
         if self.preset.pretrain:

@@ -23,6 +23,7 @@ from target_models.build.spec import Behaviour
 from target_models.build.stages import read_rows, sha256_rows
 from target_models.build.train import chat_examples, perplexity
 from target_models.build.transforms import fill
+from target_models.evaluation import interp as interp_eval
 from target_models.evaluation import stats
 from target_models.loading.organism import VARIANTS, Organism
 from target_models.targets.local import LocalTarget
@@ -183,9 +184,10 @@ def check_request(*, repeats: int, split: str | None, out: Path | None,
 
 def weights_id(org: Organism, variant: str) -> dict:
     """What a model's replies depend on besides the prompts: the base model and the variant's adapter, by hash."""
-    sums = org.record.get("checksums", {})
+    record = org.record
+    sums = record.checksums
     adapter = {"organism": "adapter/", "control": "control_adapter/"}.get(variant)
-    return {"base_model": org.record.get("base_model"),
+    return {"base_model": record.base_model,
             **{rel: h for rel, h in sorted(sums.items()) if rel.startswith("base/") or (adapter and rel.startswith(adapter))}}
 
 
@@ -246,8 +248,6 @@ def evaluate(org: Organism, *, samples: int = 8, out: Path | None = None, interp
             "fluency": fluency(org, target),
         }
         if interp and v == "organism":
-            from target_models.evaluation import interp as interp_eval
-
             result["interp"] = interp_eval.run(org, target)
         del target
     result["comparison"] = compare(result, seed)

