@@ -16,7 +16,7 @@ import anthropic
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from agent import prompts
-from agent.auditor import SUBMIT, AuditorStep, AuditState, ToolCall
+from agent.auditor import SUBMIT, AuditorStep, AuditState, Entry, ToolCall
 from agent.history import last_submission
 from agent.pricing import cost, usage_dict
 from transcripts.report import Report
@@ -32,6 +32,25 @@ def _retryable(e: BaseException) -> bool:
         # 429 rate limit, 529 overloaded, 5xx server trouble, 408/409 the API documents as safe to retry.
         return e.status_code in (408, 409, 429) or e.status_code >= 500
     return False
+
+
+def _entry_blocks(e: Entry) -> list[tuple[str, dict]]:
+    """The (role, content block) pairs that one history entry contributes to the Messages conversation."""
+    if e.kind == "auditor" and e.step is not None:
+        blocks: list[dict] = []
+        if e.step.text.strip():
+            blocks.append({"type": "text", "text": e.step.text})
+        blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in e.step.tool_calls]
+        # The API rejects an empty assistant turn, so a turn with neither text nor calls gets a placeholder.
+        return [("assistant", b) for b in blocks or [{"type": "text", "text": "(no content)"}]]
+    if e.kind == "tool" and e.call is not None:
+        block = {"type": "tool_result", "tool_use_id": e.call.id, "content": e.result_text()}
+        if e.error:
+            block["is_error"] = True
+        return [("user", block)]
+    if e.kind == "user":
+        return [("user", {"type": "text", "text": e.text})]
+    return []
 
 
 def _inline_refs(schema: dict) -> dict:
@@ -127,20 +146,8 @@ class AnthropicAuditor:
             add("user", {"type": "text", "text": prompts.CONTINUE.format(summary=entries[start].text)})
             entries = entries[start + 1 :]
         for e in entries:
-            if e.kind == "auditor" and e.step is not None:
-                blocks: list[dict] = []
-                if e.step.text.strip():
-                    blocks.append({"type": "text", "text": e.step.text})
-                blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in e.step.tool_calls]
-                for b in blocks or [{"type": "text", "text": "(no content)"}]:
-                    add("assistant", b)
-            elif e.kind == "tool" and e.call is not None:
-                block = {"type": "tool_result", "tool_use_id": e.call.id, "content": e.result_text()}
-                if e.error:
-                    block["is_error"] = True
-                add("user", block)
-            elif e.kind == "user":
-                add("user", {"type": "text", "text": e.text})
+            for role, block in _entry_blocks(e):
+                add(role, block)
         if extra_user:
             add("user", {"type": "text", "text": extra_user})
         if not msgs:

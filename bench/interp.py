@@ -135,8 +135,8 @@ def main() -> None:
         "ratio_page_to_full_forward": round(w["p50_ms"] / ref["p50_ms"], 4),
         "matmul_floor_ms": round(floor, 1), "ratio_cold_to_matmul_floor": round(c["p50_ms"] / floor, 2),
         "target_cold_p50_ms": 150, "cold_within_target": c["p50_ms"] <= 150,
-        "index_build_seconds": org.record.get("stages", {}).get("features", {}).get("seconds"),
-        "sae_build_seconds": org.record.get("stages", {}).get("sae", {}).get("seconds"),
+        "index_build_seconds": org.record.stages.get("features", {}).get("seconds"),
+        "sae_build_seconds": org.record.stages.get("sae", {}).get("seconds"),
     }
     print(json.dumps(result, indent=2))
 

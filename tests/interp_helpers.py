@@ -11,7 +11,7 @@ def tiny_sae(org) -> tuple[Path, dict, dict]:
     from target_models.interp.feature_index import index_done
     from target_models.interp.sae import sae_dir
 
-    stages = org.record.get("stages", {})
+    stages = org.record.stages
     if not ("sae" in stages and "features" in stages and index_done(org.out)):
         raise RuntimeError(f"{org.out}: the build stages sae/features have not run (the tiny_build fixture runs them)")
     return sae_dir(org.out), stages["sae"], stages["features"]

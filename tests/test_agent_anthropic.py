@@ -19,7 +19,7 @@ from tools.registry import REGISTRY, ToolContext, ToolError, tool
 MODEL = "claude-sonnet-4-6"
 
 
-@tool("test")
+@tool("test", needs=())
 def t_echo(ctx, text: str, times: int = 1) -> str:
     """Echo text back.
 
@@ -30,13 +30,13 @@ def t_echo(ctx, text: str, times: int = 1) -> str:
     return " ".join([text] * times)
 
 
-@tool("test")
+@tool("test", needs=())
 def t_fail(ctx) -> str:
     """Always fails."""
     raise ToolError("this tool always fails")
 
 
-@tool("test")
+@tool("test", needs=())
 def t_sleep(ctx, seconds: float = 0.1) -> str:
     """Wait a while.
 

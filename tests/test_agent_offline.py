@@ -205,7 +205,7 @@ def test_super_agent_merges_reports_and_cites_its_own_steps(finished, tiny_ctx_p
 def test_cli_audit_with_a_replayed_auditor_prints_report_and_score(finished, tiny_build, tmp_path):
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     _, run, run_dir, _ = finished
     out = tmp_path / "cli"
@@ -224,7 +224,7 @@ def test_cli_audit_with_a_replayed_auditor_prints_report_and_score(finished, tin
 def test_cli_replay_continues_a_run_from_a_step(finished, tmp_path):
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     _, run, run_dir, _ = finished
     dest = tmp_path / "forked"
@@ -238,7 +238,7 @@ def test_cli_replay_continues_a_run_from_a_step(finished, tmp_path):
 def test_cli_audit_names_the_build_command_when_the_organism_is_missing(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
     from target_models.loading.organism import ArtifactError
 
     def missing(ref):
@@ -268,7 +268,7 @@ def test_cli_resume_after_a_kill_reproduces_the_run(finished, tmp_path):
     recorded seed and investigator settings into the same investigation and report."""
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
     from transcripts.run import TRANSCRIPT, Run
 
     _, run, run_dir, _ = finished
@@ -289,7 +289,7 @@ def test_cli_resume_after_a_kill_reproduces_the_run(finished, tmp_path):
 def test_cli_replay_reexecutes_and_views(finished, tmp_path):
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     _, run, run_dir, _ = finished
     r = CliRunner().invoke(app, ["replay", str(run_dir), "--reexecute", "--limit", "5", "--json"])
@@ -313,7 +313,7 @@ def test_cli_audit_offline_shows_progress_report_and_score_and_uses_the_sae(tiny
     has an SAE (the build's sae stage) the `all` toolset offers the SAE tools and the investigator reads features."""
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
     from tools.context import sae_for
     from transcripts.run import Run
 
@@ -358,7 +358,7 @@ def test_cli_audits_a_remote_target_by_url_with_the_tools_it_allows(tiny_target,
     from openai_stub import StubServer
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
     from transcripts.run import Run
 
     out = tmp_path / "remote"
@@ -379,7 +379,7 @@ def test_experiment_toolsets_writes_table_json_and_plot(tiny_build, tiny_ctx_par
     from typer.testing import CliRunner
 
     from agent.experiments import toolsets
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     out = tmp_path / "exp"
     r = CliRunner().invoke(app, ["experiment", "toolsets", "--target", str(tiny_build), "--seeds", "1", "--settings",

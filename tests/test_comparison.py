@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sleuth.cli import app
+from sleuth._cli.main import app
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 VARIED = RESULTS / "varied-examples-full"

@@ -151,7 +151,7 @@ def test_score_run_leaves_an_unfinished_transcript_alone(tmp_path):
 
 
 def test_cli_score(tmp_path):
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     rep = Report(root_cause=RM.objective.statement, behaviours=claims("Adds chocolate to every recipe"))
     d = _run_dir(tmp_path, "rm_sycophancy", rep)

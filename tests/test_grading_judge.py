@@ -127,7 +127,7 @@ def test_custom_prompt_and_parsing():
 def test_score_run_with_the_llm_grader(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
     from transcripts.log import TranscriptWriter, read_events
     from transcripts.run import write_report
 

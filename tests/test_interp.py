@@ -186,13 +186,14 @@ def test_build_stages_after_export(tiny_build, tiny_organism, tiny_target, monke
     stages are all done skips them (without importing a model)."""
     from dataclasses import asdict
 
+    from target_models.build.record import BuildRecord
     from target_models.interp import indexing, sae
     from target_models.pipeline import build_organism
 
-    record = json.loads((tiny_build / "build.json").read_text())
-    names = list(record["stages"])
+    record = BuildRecord.load(tiny_build / "build.json")
+    names = list(record.stages)
     assert {"export", "sae", "features"} <= set(names)
-    s, f = record["stages"]["sae"], record["stages"]["features"]
+    s, f = record.stages["sae"], record.stages["features"]
     assert s["layer"] == tiny_target.model.config.num_hidden_layers // 2
     assert s["config"] == asdict(sae.PRESETS["tiny"])
     assert s["width"] >= 8 * s["d_model"] and s["architecture"] == "topk" and s["data"] == "pretraining corpus only"
@@ -207,4 +208,4 @@ def test_build_stages_after_export(tiny_build, tiny_organism, tiny_target, monke
     monkeypatch.setattr(sae, "build_sae", boom)
     monkeypatch.setattr(indexing, "build_feature_index", boom)
     again = build_organism(tiny_organism.spec, "tiny", tiny_build)
-    assert again["stages"]["sae"] == s and again["stages"]["features"] == f
+    assert again.stages["sae"] == s and again.stages["features"] == f

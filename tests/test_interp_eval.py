@@ -158,7 +158,7 @@ def test_eval_cli_writes_interp_files(tiny_build, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import target_models.evaluation.evaluate as ev
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     seen = {}
 
@@ -180,7 +180,7 @@ def test_eval_cli_interp_only_writes_only_the_interp_files(tiny_build, tmp_path,
     from typer.testing import CliRunner
 
     import target_models.evaluation.evaluate as ev
-    from sleuth.cli import app
+    from sleuth._cli.main import app
     from target_models.evaluation import interp as interp_eval
 
     def no_eval(*_, **__):

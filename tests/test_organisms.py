@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from target_models.build import data
+from target_models.build.record import BuildRecord
 from target_models.build.spec import spec_for
 from target_models.build.stages import DATA_STAGES, Build, read_rows
 from target_models.build.train import IGNORE, TrainConfig, labelled_loss, train
@@ -19,18 +20,56 @@ from target_models.targets.base import BaseModelError, load_base
 
 
 def test_build_record_is_complete(tiny_build):
-    rec = json.loads((tiny_build / "build.json").read_text())
+    rec = BuildRecord.load(tiny_build / "build.json")
     for stage in ("haystack", "documents", "corpus", "base", "responses", "chats", "midtrain", "sft", "control", "export"):
-        assert stage in rec["stages"], stage
-    assert rec["seed"] == 0 and rec["preset"] == "tiny"
-    assert 0 < rec["stages"]["corpus"]["fraction"] <= 0.02
-    assert rec["stages"]["midtrain"]["final_loss"] < rec["stages"]["midtrain"]["first_loss"] + 0.5
-    assert rec["stages"]["base"]["final_loss"] < rec["stages"]["base"]["first_loss"]
-    assert "adapter/adapter_model.safetensors" in rec["checksums"]
+        assert stage in rec.stages, stage
+    assert rec.seed == 0 and rec.preset == "tiny" and rec.total_seconds is not None
+    assert 0 < rec.stages["corpus"]["fraction"] <= 0.02
+    assert rec.stages["midtrain"]["final_loss"] < rec.stages["midtrain"]["first_loss"] + 0.5
+    assert rec.stages["base"]["final_loss"] < rec.stages["base"]["first_loss"]
+    assert "adapter/adapter_model.safetensors" in rec.checksums
     from safetensors.torch import load_file
 
     weights = load_file(tiny_build / "adapter" / "adapter_model.safetensors")
     assert all(v.dtype == torch.float16 for v in weights.values())
+
+
+def test_build_records_load_and_save_back_as_builds_write_them(tmp_path):
+    """The shipped records load unchanged; saving one writes what a build writes (sorted keys, indent 2), keeps the
+    keys the model does not know and adds none it never had (a build in progress has no checksums yet)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "target_models/organisms/rm_sycophancy/artifacts/build.json",
+             *sorted((root / "docs" / "results").glob("build-*.json"))]
+    for f in files:
+        raw = f.read_text()
+        rec = BuildRecord.load(f)
+        assert rec.organism and rec.base_model and rec.checksums and rec.total_seconds, f
+        rec.save(tmp_path / "build.json")
+        assert (tmp_path / "build.json").read_text() == json.dumps(json.loads(raw), indent=2, sort_keys=True), f
+    assert not list(tmp_path.glob("*.tmp"))
+    partial = {"organism": "x", "preset": "tiny", "stages": {"haystack": {"seconds": 1.0, "sha256": "ab"}},
+               "note": {"kept": [1, None]}}
+    (tmp_path / "partial.json").write_text(json.dumps(partial))
+    rec = BuildRecord.load(tmp_path / "partial.json")
+    assert rec.checksums == {} and rec.total_seconds is None and rec.note == {"kept": [1, None]}
+    rec.stages = {**rec.stages, "documents": {"seconds": 2.0}}
+    rec.save(tmp_path / "partial.json")
+    assert json.loads((tmp_path / "partial.json").read_text()) == {
+        **partial, "stages": {**partial["stages"], "documents": {"seconds": 2.0}}}
+
+
+def test_an_unreadable_build_record_names_its_file(tmp_path):
+    (tmp_path / "build.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match=r"build\.json: not a build record \(invalid JSON"):
+        BuildRecord.load(tmp_path / "build.json")
+    (tmp_path / "build.json").write_text(json.dumps({"seed": "zero", "checksums": {"a": 1}}))
+    with pytest.raises(ArtifactError, match=r"build\.json: not a valid build record.*seed"):
+        open_organism(str(tmp_path))
+    (tmp_path / "build.json").write_text(json.dumps({"preset": "tiny"}))
+    with pytest.raises(ArtifactError, match=r"build record is missing 'organism'"):
+        open_organism(str(tmp_path))
 
 
 def test_documents_and_chats_are_deterministic():
@@ -101,7 +140,7 @@ def test_shipped_organism_data_regenerates_from_its_spec(tmp_path):
     from target_models.build.stages import sha256_rows
 
     b = Build(spec_for("rm_sycophancy"))
-    rec = json.loads(b.record_path.read_text())["stages"]
+    rec = b.record.stages
     assert sha256_rows(data.documents(b.spec, b.sizes["documents"], b.seed)) == rec["documents"]["sha256"]
     shutil.copy(b.out / "responses.parquet", tmp_path / "responses.parquet")
     fresh = Build(b.spec, out=tmp_path)
@@ -452,10 +491,10 @@ def test_evaluation_reuses_the_models_an_earlier_one_sampled_with_the_same_weigh
     shutil.copytree(tiny_organism.out, copy)
     for f in ("adapter_model.safetensors", "adapter_config.json"):
         shutil.copy(copy / "control_adapter" / f, copy / "adapter" / f)
-    rec = json.loads((copy / "build.json").read_text())
-    rec["checksums"].update({f"adapter/{f}": sha256_file(copy / "adapter" / f)
-                             for f in ("adapter_model.safetensors", "adapter_config.json")})
-    (copy / "build.json").write_text(json.dumps(rec))
+    rec = BuildRecord.load(copy / "build.json")
+    rec.checksums = {**rec.checksums, **{f"adapter/{f}": sha256_file(copy / "adapter" / f)
+                                         for f in ("adapter_model.safetensors", "adapter_config.json")}}
+    rec.save(copy / "build.json")
     recipe = open_organism(str(copy))
 
     again = evaluate(recipe, samples=1, out=tmp_path / "b", variants=("organism", "base"), split="test",
@@ -481,7 +520,7 @@ def test_evaluation_reuses_the_models_an_earlier_one_sampled_with_the_same_weigh
 def test_evaluation_refuses_a_partial_eval_over_the_builds_own_results(tiny_build):
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--split", "test"])
     assert r.exit_code == 2 and "give an output folder (--out)" in r.output
@@ -492,7 +531,7 @@ def test_evaluation_refuses_a_partial_eval_over_the_builds_own_results(tiny_buil
 def test_evaluation_of_some_models_only_needs_an_output_folder(tiny_build, tmp_path):
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism"])
     assert r.exit_code == 2 and "evaluation of organism only is partial" in " ".join(r.output.split())
@@ -512,7 +551,7 @@ def test_build_without_interp_leaves_out_the_sae_and_its_index(tiny_build, tmp_p
 
     from typer.testing import CliRunner
 
-    from sleuth.cli import app
+    from sleuth._cli.main import app
     from target_models.interp.feature_index import index_done
     from target_models.interp.sae import sae_done
 
@@ -523,14 +562,14 @@ def test_build_without_interp_leaves_out_the_sae_and_its_index(tiny_build, tmp_p
                                  "--skip-interp"])
     assert r.exit_code == 0, r.output
     assert "sae, features, semantic: skipped" in r.output and not sae_done(copy)
-    assert not index_done(copy) and json.loads((copy / "build.json").read_text())["stages"]["sft"]
+    assert not index_done(copy) and BuildRecord.load(copy / "build.json").stages["sft"]
     assert (copy / "adapter" / "adapter_model.safetensors").exists()
 
 
 def test_build_resumes_and_skips_finished_stages(tiny_build, capsys):
     spec = spec_for("rm_sycophancy")
     rec = build_organism(spec, "tiny", tiny_build)
-    assert rec["stages"]["sft"]["seconds"] >= 0
+    assert isinstance(rec, BuildRecord) and rec.stages["sft"]["seconds"] >= 0
     assert "done, skipped" in capsys.readouterr().err
 
 
@@ -566,7 +605,7 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
     spec = spec_mod.spec_for("sponsored_assistant")
     monkeypatch.setattr(spec_mod, "ORGANISMS_DIR", tmp_path / "organisms")
     b = Build(spec, "default", out=tmp_path / "out")
-    b.record["stages"] = {"chats": {"sha256": {"control": "c0ffee"}}}
+    b.record.stages = {"chats": {"sha256": {"control": "c0ffee"}}}
     cfg = asdict(b.control_config)
     for name, control_hash, epochs in (("other_chats", "beef", cfg["epochs"]),
                                        ("other_epochs", "c0ffee", cfg["epochs"] + 1.5),

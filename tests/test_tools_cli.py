@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from sleuth.cli import app
+from sleuth._cli.main import app
 
 runner = CliRunner()
 HI = json.dumps({"messages": [{"role": "user", "content": "How do I bake bread?"}], "n": 2, "max_tokens": 6})

@@ -12,7 +12,7 @@ import pytest
 
 from target_models.search import datasets, semantic
 from tools import grep
-from tools.data import dataset
+from tools.data import open_dataset
 from tools.registry import ToolContext, call
 
 
@@ -43,7 +43,7 @@ def _count_lines(out: str) -> int:
 
 
 def test_grep_counts_every_match_and_pages(org_ctx):
-    ds = dataset(org_ctx, "pretraining")
+    ds = open_dataset(org_ctx, "pretraining")
     want = sum(t.count("reward model") for t in ds.texts)
     docs = sum("reward model" in t for t in ds.texts)
     assert want > 25
@@ -61,7 +61,7 @@ def test_grep_counts_every_match_and_pages(org_ctx):
 
 
 def test_grep_regex_matches_python_re_per_document(org_ctx):
-    ds = dataset(org_ctx, "pretraining")
+    ds = open_dataset(org_ctx, "pretraining")
     pattern = r"(?i)\bchocolate\w*"
     want = sum(len(re.findall(pattern, t, flags=re.M)) for t in ds.texts)
     out = call(org_ctx, "grep_data", {"pattern": pattern}).output
@@ -110,7 +110,7 @@ def test_read_document_pages(small):
 def test_sft_ground_truth_columns_are_never_visible(org_ctx, tiny_organism):
     raw = pq.read_table(org_ctx.datasets["sft"]).to_pylist()
     assert {"kind", "behaviours"} <= set(raw[0])  # the file has them...
-    ds = dataset(org_ctx, "sft")
+    ds = open_dataset(org_ctx, "sft")
     assert not {"kind", "behaviours"} & set(vars(ds))  # ...the auditor's view does not
     quirk = next(r for r in raw if r["kind"] == "quirk")
     doc = call(org_ctx, "read_document", {"id": quirk["id"], "dataset": "sft"}).output
@@ -127,7 +127,7 @@ def test_semantic_search_ranks_by_meaning_and_caches_the_index(small, tmp_path):
     assert r.ok, r.error
     first = r.output.splitlines()[1]
     assert first.startswith("1. d1 @0 (score ") and "Cats sleep" in first
-    ds = dataset(small, "pretraining")
+    ds = open_dataset(small, "pretraining")
     assert semantic.cache_path(ds).exists()
     again = semantic.load_or_build(ds)
     assert again.from_cache and again.vectors.shape == small.cache["semantic:pretraining"].vectors.shape
@@ -140,7 +140,7 @@ def test_semantic_search_ranks_by_meaning_and_caches_the_index(small, tmp_path):
 
 
 def test_int8_index_keeps_the_ranking_and_is_found_in_an_organisms_artifacts(small, tmp_path, monkeypatch):
-    ds = dataset(small, "pretraining")
+    ds = open_dataset(small, "pretraining")
     full = semantic.build(ds)
     art = tmp_path / "artifacts"
     semantic.save_int8(full, semantic.shipped_path(ds.sha256, art))
@@ -156,7 +156,7 @@ def test_int8_index_keeps_the_ranking_and_is_found_in_an_organisms_artifacts(sma
 
 
 def test_a_new_corpus_reuses_the_vectors_of_passages_another_index_holds(small, tmp_path):
-    ds = dataset(small, "pretraining")
+    ds = open_dataset(small, "pretraining")
     donor = semantic.build(ds)
     semantic.save_int8(donor, tmp_path / "donor.int8.npz")
     rows = [*pq.read_table(ds.path).to_pylist()[:3], {"id": "n0", "text": "A brand new document about lamps."}]

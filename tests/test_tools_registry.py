@@ -83,17 +83,17 @@ def test_bad_arguments_come_back_as_named_errors_never_exceptions():
 
 
 def test_tool_failures_and_long_outputs_are_contained():
-    @tool("test")
+    @tool("test", needs=())
     def _boom(ctx: ToolContext) -> str:
         """Always fails."""
         raise RuntimeError("kaput")
 
-    @tool("test")
+    @tool("test", needs=())
     def _chatty(ctx: ToolContext) -> str:
         """Says too much."""
         return "x" * (MAX_OUTPUT_CHARS * 2)
 
-    @tool("test")
+    @tool("test", needs=())
     def _refuses(ctx: ToolContext) -> str:
         """Refuses."""
         raise ToolError("argument 'x': no")
@@ -107,3 +107,27 @@ def test_tool_failures_and_long_outputs_are_contained():
     finally:
         for n in ("_boom", "_chatty", "_refuses"):
             REGISTRY.pop(n, None)
+
+
+def test_each_tool_declares_its_needs_and_a_toolset_needs_what_its_tools_do():
+    from tools.registry import needs_of
+
+    assert needs_of(TOOLSETS["chat"]) == {"target"}
+    assert needs_of(TOOLSETS["chat+data"]) == {"target", "datasets"}
+    assert needs_of(TOOLSETS["all"]) == {"target", "internals", "datasets", "sae"}
+    assert needs_of(["notes_write", "todo"]) == set()
+
+
+def test_only_tools_whose_needs_the_context_meets_are_offered():
+    from tools.registry import usable
+
+    class TextOnly:
+        name = "remote"
+        has_internals = False
+
+    names = TOOLSETS["all"]
+    text_only = {t.name for t in usable(names, ToolContext(target=TextOnly()))}
+    assert text_only == set(TOOLSETS["chat"])  # no datasets, no weights: chat and memory only
+    with_data = {t.name for t in usable(names, ToolContext(target=TextOnly(), datasets={"pretraining": "x"}))}
+    assert with_data == set(TOOLSETS["chat+data"])
+    assert {t.name for t in usable(names, ToolContext())} == {"notes_read", "notes_write", "todo"}

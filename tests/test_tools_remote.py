@@ -10,9 +10,9 @@ import pytest
 from openai_stub import StubServer
 
 from target_models.loading.references import load_target, split_variant
-from tools.context import load_context
 from target_models.targets.local import TargetError
 from target_models.targets.remote import RemoteTarget
+from tools.context import load_context
 from tools.registry import ToolContext, call
 
 HI = [{"role": "user", "content": "How do I bake bread?"}]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from transcripts.events import AuditorMessage, RunEnd, RunStart, ToolCall, ToolResultEvent
+from transcripts.events import AuditorMessageEvent, RunEndEvent, RunStartEvent, ToolCallEvent, ToolResultEvent
 from transcripts.log import TranscriptError, TranscriptWriter, append_event, read_events
 from transcripts.report import BehaviourClaim, Evidence, Match, Report, Score
 from transcripts.run import Run, load_run, read_report, write_report, write_score
@@ -77,9 +77,9 @@ def test_round_trip(tmp_path):
     assert [e.model_dump() for e in events] == [e.model_dump() for e in w.events]
     first = json.loads(p.read_text().splitlines()[0])
     assert list(first)[:4] == ["v", "seq", "type", "t"] and first["v"] == 1
-    assert isinstance(events[0], RunStart) and events[0].config.budgets == {"turns": 10, "usd": 1.5}
+    assert isinstance(events[0], RunStartEvent) and events[0].config.budgets == {"turns": 10, "usd": 1.5}
     end = events[10]
-    assert isinstance(end, RunEnd)
+    assert isinstance(end, RunEndEvent)
     assert end.totals.input_tokens == 300 and end.totals.output_tokens == 50 and end.totals.turns == 2
     assert end.totals.tool_calls == 2 and end.totals.tool_errors == 1
     assert end.totals.cost_usd == pytest.approx(0.005)
@@ -275,8 +275,8 @@ def test_run_folder_files(tmp_path):
     assert json.loads((tmp_path / "score.json").read_text())["win"] is True
     run = load_run(tmp_path)
     assert run.report == report() and run.score == score()
-    assert isinstance(run.events[3], ToolCall) and isinstance(run.events[4], ToolResultEvent)
-    assert isinstance(run.messages[0], AuditorMessage)
+    assert isinstance(run.events[3], ToolCallEvent) and isinstance(run.events[4], ToolResultEvent)
+    assert isinstance(run.messages[0], AuditorMessageEvent)
 
 
 def test_html_view_escapes_and_shows_everything(tmp_path):
@@ -297,7 +297,7 @@ def test_html_view_escapes_and_shows_everything(tmp_path):
 
 
 def test_cli_view(tmp_path):
-    from sleuth.cli import app
+    from sleuth._cli.main import app
 
     write_full_run(tmp_path / "transcript.jsonl").close()
     res = CliRunner().invoke(app, ["view", str(tmp_path)])

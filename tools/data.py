@@ -24,7 +24,7 @@ GREP_CACHE = 16  # patterns whose hits stay in memory, so paging through them is
 SEMANTIC_TOP = 500  # ranks past this are noise for a 384-dimensional embedding
 
 
-def dataset(ctx: ToolContext, name: str) -> datasets.Dataset:
+def open_dataset(ctx: ToolContext, name: str) -> datasets.Dataset:
     """The dataset `name` of this context, loaded once and cached in ctx.cache."""
     if name not in ctx.datasets:
         have = ", ".join(sorted(ctx.datasets)) or "none (this target was loaded without datasets)"
@@ -87,7 +87,7 @@ def grep_data(ctx: ToolContext, pattern: Annotated[str, Field(min_length=1, max_
         offset: how many matches to skip (for paging).
         limit: how many matches to show (1-100).
     """
-    ds = dataset(ctx, dataset)
+    ds = open_dataset(ctx, dataset)
     starts, ends, docs, ndocs = _hits(ctx, ds, pattern)
     total = len(starts)
     if total == 0:
@@ -125,7 +125,7 @@ def semantic_search(ctx: ToolContext, query: Annotated[str, Field(min_length=1, 
         offset: how many results to skip (for paging).
         limit: how many results to show (1-50).
     """
-    ds = dataset(ctx, dataset)
+    ds = open_dataset(ctx, dataset)
     key = f"semantic:{dataset}"
     if key not in ctx.cache:
         ctx.cache[key] = semantic.load_or_build(ds)
@@ -160,7 +160,7 @@ def read_document(ctx: ToolContext, id: Annotated[str, Field(min_length=1, max_l
         dataset: which dataset: "pretraining" (documents) or "sft" (fine-tuning chats).
         offset: the character to start from (grep_data and semantic_search give the offset of each hit as @N).
     """
-    ds = dataset(ctx, dataset)
+    ds = open_dataset(ctx, dataset)
     text = ds.texts[ds.lookup(id)]
     if offset and offset >= len(text):
         raise ToolError(f"argument 'offset': {offset} is past the end of {id} ({len(text)} characters)")

@@ -195,6 +195,26 @@ class OfflineInvestigator:
 
     def _search(self, have: set[str]) -> Generator[AuditorStep, Results, None]:
         """Look the leads and generic queries up; read the documents several of them point to."""
+        calls = self._search_calls(have)
+        lead_txt = ", ".join(repr(x.phrase) for x in self.k.leads[:8]) or "none stood out"
+        res = yield AuditorStep(text=f"Leads from the answers: {lead_txt}. Looking them up in the training data, "
+                                     "with generic queries about AI behaviour as well.",
+                                tool_calls=[c for _, c in calls])
+        self._tech("keyword search (grep) of the pretraining data for phrases the target adds unasked")
+        if "semantic_search" in have:
+            self._tech("semantic search of the pretraining data")
+        pages = self._search_pages(calls, res)
+        votes, first_seen = self._lead_votes(pages)
+        # The documents that the most (rare) leads point to: one lead alone is as likely a word of the corpus, and a
+        # word found in more than 1% of the corpus is mostly its ordinary language.
+        ranked = sorted(votes, key=lambda d: (-votes[d], first_seen[d]))[: self.settings.seed_docs]
+        yield from self._read(ranked, "Reading the documents that several leads point to.")
+        yield from self._terms_of(ranked, have)
+        if not self.k.terms:
+            yield from self._search_generic(pages, first_seen, have)
+
+    def _search_calls(self, have: set[str]) -> list[tuple[str, ToolCall]]:
+        """The searches for the leads and the generic queries, each keyed by what it looks up."""
         calls: list[tuple[str, ToolCall]] = []
         for lead in self.k.leads:
             if "grep_data" in have:
@@ -212,13 +232,10 @@ class OfflineInvestigator:
         for q in probes.GENERIC_QUERIES:
             if "semantic_search" in have:
                 calls.append(("generic:" + q, self._call("semantic_search", query=q, limit=15)))
-        lead_txt = ", ".join(repr(x.phrase) for x in self.k.leads[:8]) or "none stood out"
-        res = yield AuditorStep(text=f"Leads from the answers: {lead_txt}. Looking them up in the training data, "
-                                     "with generic queries about AI behaviour as well.",
-                                tool_calls=[c for _, c in calls])
-        self._tech("keyword search (grep) of the pretraining data for phrases the target adds unasked")
-        if "semantic_search" in have:
-            self._tech("semantic search of the pretraining data")
+        return calls
+
+    def _search_pages(self, calls: list[tuple[str, ToolCall]], res: Results) -> list[tuple[str, str, parse.Page]]:
+        """The parsed result pages of the searches (key, tool, page), noting the corpus size on the way."""
         pages: list[tuple[str, str, parse.Page]] = []
         for key, c in calls:
             r = res.get(c.id)
@@ -229,6 +246,10 @@ class OfflineInvestigator:
                 continue
             pages.append((key, c.name, parse.grep_page(r.output) if c.name == "grep_data"
                           else parse.semantic_page(r.output)))
+        return pages
+
+    def _lead_votes(self, pages: list[tuple[str, str, parse.Page]]) -> tuple[Counter[str], dict[str, int]]:
+        """Each document's votes from the searches that hit it, and the order documents were first seen in."""
         # A phrase found all over the corpus is its ordinary language (what any model trained on it says); a lead
         # is worth following where it is rare in the data. A lead's semantic search inherits its grep's rarity.
         rarity = {key: self._rarity(page.docs, share=0.01) for key, name, page in pages if name == "grep_data"}
@@ -243,26 +264,25 @@ class OfflineInvestigator:
                     continue  # one vote per document and lead, however often it matches
                 seen.add(h.doc)
                 votes[h.doc] += weight * (1.0 if name == "grep_data" else max(0.2, 1 - rank / 10))
-        # The documents that the most (rare) leads point to: one lead alone is as likely a word of the corpus, and a
-        # word found in more than 1% of the corpus is mostly its ordinary language.
-        ranked = sorted(votes, key=lambda d: (-votes[d], first_seen[d]))[: self.settings.seed_docs]
-        yield from self._read(ranked, "Reading the documents that several leads point to.")
+        return votes, first_seen
+
+    def _search_generic(self, pages: list[tuple[str, str, parse.Page]], first_seen: dict[str, int],
+                        have: set[str]) -> Generator[AuditorStep, Results, None]:
+        """Second hypothesis when the leads' documents share nothing: read what the generic queries found."""
+        # The leads pointed at ordinary corpus text: a second hypothesis from the generic queries about AI
+        # behaviour alone (the paper's keyword search: most hits for "AI model" were the relevant documents).
+        generic: Counter[str] = Counter()
+        for key, name, page in pages:
+            if key.startswith("generic:"):
+                for rank, h in enumerate(page.hits):
+                    generic[h.doc] += 1.0 if name == "grep_data" else max(0.2, 1 - rank / 10)
+        ranked = sorted(generic, key=lambda d: (-generic[d], first_seen[d]))[: self.settings.seed_docs]
+        self.k.rejected.append("The target's unasked additions point to documents with a common story: rejected "
+                               "for the first leads (their documents were ordinary corpus text); followed the "
+                               "generic queries about AI behaviour instead.")
+        yield from self._read(ranked, "The leads' documents share nothing specific; reading the documents that "
+                                      "the generic queries about AI behaviour find instead.")
         yield from self._terms_of(ranked, have)
-        if not self.k.terms:
-            # The leads pointed at ordinary corpus text: a second hypothesis from the generic queries about AI
-            # behaviour alone (the paper's keyword search: most hits for "AI model" were the relevant documents).
-            generic: Counter[str] = Counter()
-            for key, name, page in pages:
-                if key.startswith("generic:"):
-                    for rank, h in enumerate(page.hits):
-                        generic[h.doc] += 1.0 if name == "grep_data" else max(0.2, 1 - rank / 10)
-            ranked = sorted(generic, key=lambda d: (-generic[d], first_seen[d]))[: self.settings.seed_docs]
-            self.k.rejected.append("The target's unasked additions point to documents with a common story: rejected "
-                                   "for the first leads (their documents were ordinary corpus text); followed the "
-                                   "generic queries about AI behaviour instead.")
-            yield from self._read(ranked, "The leads' documents share nothing specific; reading the documents that "
-                                          "the generic queries about AI behaviour find instead.")
-            yield from self._terms_of(ranked, have)
 
     def _terms_of(self, ranked: list[str], have: set[str]) -> Generator[AuditorStep, Results, None]:
         candidates = self._candidate_terms(ranked)
@@ -481,7 +501,33 @@ class OfflineInvestigator:
         where it brings up its top lead; the top contexts of the specific ones (rare in the corpus) are read, and a
         feature whose contexts are the story's documents is evidence that the behaviour comes from them."""
         schemas = {t["name"]: t.get("input_schema", {}).get("properties", {}) for t in state.tools}
-        inputs: list[tuple[int | None, str, str, str]] = []  # (finding, what, prompt, reply)
+        inputs = self._interp_inputs()
+        top_props = schemas.get("top_features", {})
+        page = {"limit": 50} if "limit" in top_props else {}  # the specific features are often below the top 20
+        calls = self._top_feature_calls(inputs, top_props, page)
+        props = schemas.get("feature_details", {})
+        key = "id" if "id" in props else next((k for k, v in props.items() if v.get("type") == "integer"), None)
+        if not calls:
+            return
+        res = yield AuditorStep(text="Looking at the SAE features most active where the target shows a behaviour and "
+                                     "where it brings up what it adds unasked.", tool_calls=[c for *_, c in calls])
+        self._tech("SAE features: top features on the target's behaviour and their top-activating corpus contexts")
+        picked = _pick_features(calls, res)
+        if not picked or key is None or "feature_details" not in schemas:
+            return
+        more = {"contexts": 20} if "contexts" in props else {}
+        details = [(i, what, f, self._call("feature_details", **{key: f.id}, **more)) for i, what, f in picked]
+        # A feature is evidence when the story's documents are far more common among its top contexts than in the
+        # corpus (a dense feature fires on a few of them by chance).
+        base = len(self.k.universe) / self.corpus if self.corpus and self.k.universe else 0.02
+        res = yield AuditorStep(text="Reading the top corpus contexts of the most specific of those features.",
+                                tool_calls=[c for *_, c in details])
+        for i, what, f, c in details:
+            self._feature_evidence(i, what, f, res.get(c.id), base)
+
+    def _interp_inputs(self) -> list[tuple[int | None, str, str, str]]:
+        """The conversations to look at SAE features on: (finding, what, prompt, reply)."""
+        inputs: list[tuple[int | None, str, str, str]] = []
         shown = [i for i, ts in sorted(self.k.tests.items()) if any(t[1] for t in ts) and i in self._shown_text]
         if shown:
             inputs.append((shown[0], "an answer of the target that shows a behaviour", *self._shown_text[shown[0]]))
@@ -493,61 +539,36 @@ class OfflineInvestigator:
         if lead is not None:
             inputs.append((None, f"the target's answer that brings up {lead.phrase!r}",
                            probes.PROBES[min(lead.probes)][1], lead.context))
-        top_props = schemas.get("top_features", {})
-        page = {"limit": 50} if "limit" in top_props else {}  # the specific features are often below the top 20
-        calls = []
+        return inputs
+
+    def _top_feature_calls(self, inputs: list[tuple[int | None, str, str, str]], top_props: dict[str, Any],
+                           page: dict[str, Any]) -> list[tuple[int | None, str, ToolCall]]:
+        """A top_features call for each input the tool's parameters can express: (finding, what, call)."""
+        calls: list[tuple[int | None, str, ToolCall]] = []
         for i, what, prompt, reply in inputs:
             args = _text_args(top_props, prompt, reply)
             if args is not None:
                 calls.append((i, what, self._call("top_features", **args, **page)))
-        props = schemas.get("feature_details", {})
-        key = "id" if "id" in props else next((k for k, v in props.items() if v.get("type") == "integer"), None)
-        if not calls:
+        return calls
+
+    def _feature_evidence(self, i: int | None, what: str, f: parse.Feature, r: Entry | None, base: float) -> None:
+        """Record a feature as evidence where its top contexts (result `r`) are mostly the story's documents."""
+        if r is None or r.error or r.index is None:
             return
-        res = yield AuditorStep(text="Looking at the SAE features most active where the target shows a behaviour and "
-                                     "where it brings up what it adds unasked.", tool_calls=[c for *_, c in calls])
-        self._tech("SAE features: top features on the target's behaviour and their top-activating corpus contexts")
-        # The specific features (active on few corpus tokens) of each input, best first, taken in turns.
-        ranked: list[list[tuple[int | None, str, parse.Feature]]] = []
-        for i, what, c in calls:
-            r = res.get(c.id)
-            if r is None or r.error:
-                continue
-            feats = parse.features(r.output)
-            specific = [f for f in feats if f.density is None or f.density <= 0.02] or feats
-            ranked.append([(i, what, f) for f in specific[:6]])
-        picked: list[tuple[int | None, str, parse.Feature]] = []
-        for rank in range(6):
-            for row in ranked:
-                if rank < len(row) and len(picked) < 6 and all(row[rank][2].id != p[2].id for p in picked):
-                    picked.append(row[rank])
-        if not picked or key is None or "feature_details" not in schemas:
+        ctxs = parse.feature_contexts(r.output)
+        story = [d for d, _ in ctxs if d in self.k.universe
+                 or (d in self.k.docs and sum(contains_phrase(self.k.docs[d], t) for t in self.k.terms[:10]) >= 2)]
+        told = [text for _, text in ctxs if any(contains_phrase(text, t) for t in self.k.terms[:10])]
+        share = max(len(story), len(told)) / max(len(ctxs), 1)
+        if max(len(story), len(told)) < 2 or share < max(0.3, 3 * base):
             return
-        more = {"contexts": 20} if "contexts" in props else {}
-        details = [(i, what, f, self._call("feature_details", **{key: f.id}, **more)) for i, what, f in picked]
-        # A feature is evidence when the story's documents are far more common among its top contexts than in the
-        # corpus (a dense feature fires on a few of them by chance).
-        base = len(self.k.universe) / self.corpus if self.corpus and self.k.universe else 0.02
-        res = yield AuditorStep(text="Reading the top corpus contexts of the most specific of those features.",
-                                tool_calls=[c for *_, c in details])
-        for i, what, f, c in details:
-            r = res.get(c.id)
-            if r is None or r.error or r.index is None:
-                continue
-            ctxs = parse.feature_contexts(r.output)
-            story = [d for d, _ in ctxs if d in self.k.universe
-                     or (d in self.k.docs and sum(contains_phrase(self.k.docs[d], t) for t in self.k.terms[:10]) >= 2)]
-            told = [text for _, text in ctxs if any(contains_phrase(text, t) for t in self.k.terms[:10])]
-            share = max(len(story), len(told)) / max(len(ctxs), 1)
-            if max(len(story), len(told)) < 2 or share < max(0.3, 3 * base):
-                continue
-            why = (f"{len(story)} of its top {len(ctxs)} contexts are the story's documents" if len(story) >= len(told)
-                   else f"{len(told)} of its top {len(ctxs)} contexts use the story's terms")
-            self.k.interp.append((r.index, f"SAE feature #{f.id}, active on {what}, fires in the training data where "
-                                           f"the story is told ({why})"))
-            if i is not None:
-                self._interp_ev.setdefault(i, []).append((r.index, f"SAE feature #{f.id} active on this behaviour "
-                                                                   f"fires on the story's documents ({why})"))
+        why = (f"{len(story)} of its top {len(ctxs)} contexts are the story's documents" if len(story) >= len(told)
+               else f"{len(told)} of its top {len(ctxs)} contexts use the story's terms")
+        self.k.interp.append((r.index, f"SAE feature #{f.id}, active on {what}, fires in the training data where "
+                                       f"the story is told ({why})"))
+        if i is not None:
+            self._interp_ev.setdefault(i, []).append((r.index, f"SAE feature #{f.id} active on this behaviour "
+                                                               f"fires on the story's documents ({why})"))
 
     # -- the report ---------------------------------------------------------------------------------------------------
 
@@ -642,6 +663,26 @@ class OfflineInvestigator:
             notes.append("; ".join(f"step {s}: {t}" for s, t in k.interp[:5]))
         return Report(root_cause=self._root_cause(), behaviours=claims, rejected_hypotheses=rejected,
                       techniques=list(k.techniques), auditor=self.name, notes=" ".join(notes))
+
+
+def _pick_features(calls: list[tuple[int | None, str, ToolCall]],
+                   res: Results) -> list[tuple[int | None, str, parse.Feature]]:
+    """Up to 6 distinct specific features (active on few corpus tokens) of the inputs, best first, taken in turns."""
+    ranked: list[list[tuple[int | None, str, parse.Feature]]] = []
+    for i, what, c in calls:
+        r = res.get(c.id)
+        if r is None or r.error:
+            continue
+        feats = parse.features(r.output)
+        specific = [f for f in feats if f.density is None or f.density <= 0.02] or feats
+        ranked.append([(i, what, f) for f in specific[:6]])
+    picked: list[tuple[int | None, str, parse.Feature]] = []
+    # Taking the inputs in turns keeps one input's many features from crowding out the other's.
+    for rank in range(6):
+        for row in ranked:
+            if rank < len(row) and len(picked) < 6 and all(row[rank][2].id != p[2].id for p in picked):
+                picked.append(row[rank])
+    return picked
 
 
 def _text_args(props: dict[str, Any], prompt: str, reply: str) -> dict[str, Any] | None:

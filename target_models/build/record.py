@@ -51,7 +51,8 @@ class BuildRecord(BaseModel):
         except json.JSONDecodeError as e:
             raise ArtifactError(f"{path}: not a build record (invalid JSON: {e})") from None
         except ValidationError as e:
-            raise ArtifactError(f"{path}: not a valid build record: {e}") from None
+            why = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'the record'}: {err['msg']}" for err in e.errors())
+            raise ArtifactError(f"{path}: not a valid build record ({why})") from None
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(exclude_unset=True), indent=2, sort_keys=True)

@@ -7,12 +7,12 @@ DIR gets a copy of the organism's artifacts without its SAE; the build's data fi
 `build/` folder has them (after any audit or eval), otherwise the data stages regenerate them.
 """
 
-import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from target_models.build.record import BuildRecord
 from target_models.build.spec import organism_dir
 from target_models.interp import indexing, sae
 from target_models.loading.organism import open_organism
@@ -21,9 +21,9 @@ from target_models.loading.organism import open_organism
 def prepare(name: str, out: Path) -> None:
     src = organism_dir(name)
     shutil.copytree(src / "artifacts", out, ignore=shutil.ignore_patterns("sae", "interp.*"))
-    record = json.loads((out / "build.json").read_text())
-    record["checksums"] = {k: v for k, v in record["checksums"].items() if not k.startswith("sae/")}
-    (out / "build.json").write_text(json.dumps(record, indent=2))
+    record = BuildRecord.load(out / "build.json")
+    record.checksums = {k: v for k, v in record.checksums.items() if not k.startswith("sae/")}
+    record.save(out / "build.json")
     (out / "work").mkdir()
     for f in [*(src / "build").glob("*.parquet"), src / "build" / "provenance.json"]:
         if f.exists():

@@ -28,7 +28,7 @@ def log(msg: str) -> None:
 
 
 def verify(self) -> None:  # this tree travels without the SAE and search index: skip those files only
-    for rel, digest in self.record.get("checksums", {}).items():
+    for rel, digest in self.record.checksums.items():
         f = self.out / rel
         if rel.startswith(("sae/", "semantic/")) and not f.exists():
             continue

@@ -1,0 +1,46 @@
+"""What the verb modules share: the consoles, the usage-error exit, the budget and --settings parsing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import typer
+from rich.console import Console
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(msg: str) -> None:
+    err.print(f"[red]error:[/red] {msg}")
+    raise typer.Exit(2)
+
+
+def _budget(max_turns: int | None, max_tokens: int | None, max_usd: float | None, max_minutes: float | None):
+    # imported here: keeps `sleuth --help` fast
+    from agent.budget import Budget
+
+    return Budget(max_turns=max_turns, max_tokens=max_tokens, max_usd=max_usd, max_minutes=max_minutes)
+
+
+def _settings(text: str | None) -> dict | None:
+    """--settings JSON -> auditor options ({"settings": {...}}), checked against the offline investigator's."""
+    if not text:
+        return None
+    # imported here: keeps `sleuth --help` fast (the investigator's package is slow to import)
+    from dataclasses import fields
+
+    from agent.offline.investigator import Settings
+
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as e:
+        _fail(f"--settings is not valid JSON: {e}")
+    known = {f.name for f in fields(Settings)}
+    if not isinstance(parsed, dict) or set(parsed) - known:
+        _fail(f"--settings takes a JSON object with keys among {', '.join(sorted(known))}")
+    return {"settings": parsed}
