@@ -24,7 +24,7 @@ from target_models.loading.organism import ArtifactError
 from target_models.loading.references import organism_of, split_variant
 from tools import context, registry
 from tools.base import ToolContext
-from transcripts.log import TranscriptWriter
+from transcripts.log import TranscriptError, TranscriptWriter, check_unlocked
 from transcripts.report import Report, Score
 from transcripts.run import TRANSCRIPT, Run, write_report
 
@@ -61,52 +61,51 @@ def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, confi
     run_dir = Path(run_dir)
     budget = budget or Budget()
     writer = TranscriptWriter(run_dir / TRANSCRIPT, resume=resume)
-    state = AuditState(task=task, tools=tools, budget=budget, seed=seed, target_name=str(config.get("target", "")))
-    seconds_before = 0.0
-    loop_kw: dict[str, Any] = {}
-    if writer.events:
-        run = Run(writer.events, writer.path)
-        if run.ended and run.end.reason != "interrupted":
-            writer.close()
-            raise RuntimeError(f"{run_dir}: the run already ended ({run.end.reason}); nothing to resume")
-        state.history = entries_from_events(writer.events)
-        totals = run.compute_totals()
-        state.spent = Spent(turns=totals.turns, tokens=totals.input_tokens + totals.output_tokens + totals.cache_read
-                            + totals.cache_write, usd=totals.cost_usd)
-        seconds_before = totals.wall_seconds
-        state.nudged = any(n.kind == "nudge" for n in run.notes)
-        loop_kw["known_steps"] = {p.id: p.step for p in run.pending_tool_calls if p.step is not None}
-        restore_sample_counter(ctx, recorded_sample_counter(writer.events))  # sampling carries on where it was
-        writer.note(f"resumed after {len(run.tool_calls)} tool calls", kind="resume")
-        first = next((e.text for e in state.history if e.kind == "user"), None)
-        if first is None:
+    try:
+        state = AuditState(task=task, tools=tools, budget=budget, seed=seed, target_name=str(config.get("target", "")))
+        seconds_before = 0.0
+        loop_kw: dict[str, Any] = {}
+        if writer.events:
+            run = Run(writer.events, writer.path)
+            if run.ended and run.end.reason != "interrupted":
+                raise RuntimeError(f"{run_dir}: the run already ended ({run.end.reason}); nothing to resume")
+            state.history = entries_from_events(writer.events)
+            totals = run.compute_totals()
+            tokens = totals.input_tokens + totals.output_tokens + totals.cache_read + totals.cache_write
+            state.spent = Spent(turns=totals.turns, tokens=tokens, usd=totals.cost_usd)
+            seconds_before = totals.wall_seconds
+            state.nudged = any(n.kind == "nudge" for n in run.notes)
+            loop_kw["known_steps"] = {p.id: p.step for p in run.pending_tool_calls if p.step is not None}
+            restore_sample_counter(ctx, recorded_sample_counter(writer.events))  # sampling carries on where it was
+            writer.note(f"resumed after {len(run.tool_calls)} tool calls", kind="resume")
+            first = next((e.text for e in state.history if e.kind == "user"), None)
+            if first is None:
+                writer.auditor_message("user", task)
+                state.history = entries_from_events(writer.events)
+        else:
+            extra = auditor.run_config() if hasattr(auditor, "run_config") else {}
+            writer.run_start({**config, "seed": seed, "budgets": budget.as_dict(), "versions": _versions(),
+                              "auditor_config": extra})
             writer.auditor_message("user", task)
             state.history = entries_from_events(writer.events)
-    else:
-        extra = auditor.run_config() if hasattr(auditor, "run_config") else {}
-        writer.run_start({**config, "seed": seed, "budgets": budget.as_dict(), "versions": _versions(),
-                          "auditor_config": extra})
-        writer.auditor_message("user", task)
-        state.history = entries_from_events(writer.events)
-    loop = AuditLoop(auditor, ctx, state, writer, progress=progress, seconds_before=seconds_before)
-    loop.known_steps.update(loop_kw.get("known_steps", {}))
-    try:
-        result = loop.run()
-    except KeyboardInterrupt:
-        writer.run_end("interrupted", message="interrupted by the user; `sleuth audit --resume` continues")
-        writer.close()
-        raise
-    except Exception as e:
-        # An API that stayed down through every retry leaves a run worth resuming later; anything else is a bug.
-        resumable = type(e).__module__.startswith("anthropic")
-        writer.run_end("interrupted" if resumable else "error", message=f"{type(e).__name__}: {e}")
-        writer.close()
-        if resumable:
-            raise AuditInterrupted(f"{run_dir}: the auditor's API failed ({type(e).__name__}: {e}); continue with "
-                                   f"`sleuth audit --resume {run_dir}`") from e
-        raise
-    writer.run_end(result.reason, message=loop.stop_reason)
-    writer.close()
+        loop = AuditLoop(auditor, ctx, state, writer, progress=progress, seconds_before=seconds_before)
+        loop.known_steps.update(loop_kw.get("known_steps", {}))
+        try:
+            result = loop.run()
+        except KeyboardInterrupt:
+            writer.run_end("interrupted", message="interrupted by the user; `sleuth audit --resume` continues")
+            raise
+        except Exception as e:
+            # An API that stayed down through every retry leaves a run worth resuming later; anything else is a bug.
+            resumable = type(e).__module__.startswith("anthropic")
+            writer.run_end("interrupted" if resumable else "error", message=f"{type(e).__name__}: {e}")
+            if resumable:
+                raise AuditInterrupted(f"{run_dir}: the auditor's API failed ({type(e).__name__}: {e}); continue with "
+                                       f"`sleuth audit --resume {run_dir}`") from e
+            raise
+        writer.run_end(result.reason, message=loop.stop_reason)
+    finally:
+        writer.close()  # however the run stops, the next writer (a resume) must find the run unlocked
     write_report(run_dir, result.report)
     return result
 
@@ -177,6 +176,11 @@ def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str =
     seed defaults to default_seed(auditor)."""
     seed = default_seed(auditor) if seed is None else seed
     run_dir = new_run_dir(out, target)
+    transcript = run_dir / TRANSCRIPT
+    check_unlocked(transcript)
+    if transcript.exists() and transcript.stat().st_size > 0:  # refused now, not after loading the target
+        raise TranscriptError(transcript, None, "this folder already holds a run; continue it with "
+                              f"`sleuth audit --resume {run_dir}` or choose another --out")
     ctx, tools = load_context(target, toolset, seed, run_dir)
     aud = make_auditor(auditor, seed=seed, **(options or {}))
     config = {"target": target, "auditor": auditor, "toolset": [t["name"] for t in tools], "toolset_name": toolset}
@@ -186,6 +190,7 @@ def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str =
 
 
 def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None = None, grade: bool = True) -> Outcome:
+    check_unlocked(Path(run_dir) / TRANSCRIPT)  # refuse a live run now, not after loading the target
     run = Run.load(run_dir, strict=False)
     if run.config is None:
         raise RuntimeError(f"{run_dir}: no run_start event; cannot resume")

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     _, summary, out = toolsets(a.target, toolsets=a.toolsets, seeds=a.seeds, out=a.out, auditor=a.auditor,
-                               budget=Budget(max_minutes=a.max_minutes), progress=lambda r: print(describe(r), flush=True))
+                               budget=Budget(max_minutes=a.max_minutes),
+                               progress=lambda r: print(describe(r), flush=True))
     print(table(summary))
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.auditor import SUBMIT, AuditorStep, Entry, ToolCall
+from transcripts.events import AuditorMessageEvent, NoteEvent, ToolCallEvent, ToolResultEvent
 from transcripts.report import Report
 
 
@@ -55,7 +56,6 @@ def step_from_message(msg: Any) -> AuditorStep:
 
 def entries_from_events(events: list[Any]) -> list[Entry]:
     """Rebuild the loop's conversation from a transcript's events (resume, replay)."""
-    from transcripts.events import AuditorMessageEvent, NoteEvent, ToolCallEvent, ToolResultEvent
 
     out: list[Entry] = []
     by_id: dict[str, Entry] = {}

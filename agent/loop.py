@@ -68,8 +68,8 @@ class AuditLoop:
     """Runs one audit. `writer` is a transcripts.log.TranscriptWriter already holding run_start (and, on resume,
     everything before); `state.history` mirrors it."""
 
-    def __init__(self, auditor: Any, ctx: ToolContext, state: AuditState, writer: Any, *, progress: Progress | None = None,
-                 seconds_before: float = 0.0):
+    def __init__(self, auditor: Any, ctx: ToolContext, state: AuditState, writer: Any, *,
+                 progress: Progress | None = None, seconds_before: float = 0.0):
         self.auditor = auditor
         self.ctx = ctx
         self.state = state
@@ -83,7 +83,7 @@ class AuditLoop:
         self.known_steps: dict[str, int] = {}  # resume: calls whose tool_call event was written before the crash
         self.warned = any(e.kind == "user" and e.text.startswith("Budget note") for e in state.history)
 
-    # -- bookkeeping ----------------------------------------------------------------------------------------------------
+    # -- bookkeeping --------------------------------------------------------------------------------------------------
 
     def _tick(self) -> None:
         self.state.spent.seconds = self.seconds_before + time.monotonic() - self.t0

@@ -39,7 +39,8 @@ class ProgressPrinter:
         elif kind == "tool_result":
             if not info.get("error") and info.get("seconds", 0) < 1.0:
                 return  # quick calls (reading documents, searches) would flood the screen; slow ones show
-            status = f"[red]error[/red] {_short(info['error'], 60)}" if info.get("error") else f"{info.get('chars', 0)} chars"
+            status = (f"[red]error[/red] {_short(info['error'], 60)}" if info.get("error")
+                      else f"{info.get('chars', 0)} chars")
             self.c.print(f"{t}   step {info['step']:>3} {info['name']} ({info.get('seconds', 0):.1f}s) {status}",
                          highlight=False)
         elif kind == "nudge":
@@ -60,6 +61,7 @@ def print_outcome(console: Console, report: Report, score: Score | None, run_dir
     console.print(f"run folder: {run_dir} (ended: {reason})", highlight=False)
 
 
-def outcome_json(report: Report, score: Score | None, run_dir: Any, reason: str, score_error: str | None = None) -> dict:
+def outcome_json(report: Report, score: Score | None, run_dir: Any, reason: str,
+                 score_error: str | None = None) -> dict:
     return {"run_dir": str(run_dir), "reason": reason, "report": report.model_dump(mode="json"),
             "score": score.model_dump(mode="json") if score else None, "score_error": score_error}

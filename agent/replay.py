@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.auditor import AuditorStep, AuditState
+from agent.auditor import SUBMIT, AuditorStep, AuditState
 from agent.history import last_submission, step_from_message
+from agent.loop import restore_sample_counter
+from tools.registry import call as call_tool
+from transcripts.events import AuditorMessageEvent, NoteEvent, RunStartEvent, ToolCallEvent, ToolResultEvent
+from transcripts.log import TranscriptWriter
 from transcripts.report import Report
+from transcripts.run import TRANSCRIPT, Run
 
 
 class ReplayAuditor:
@@ -28,8 +33,6 @@ class ReplayAuditor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, then: Any = None) -> ReplayAuditor:
-        from transcripts.run import Run
-
         run = Run.load(run_dir, strict=False)
         steps = [step_from_message(m) for m in run.messages if m.role == "assistant"]
         # Summaries are the recorded auditor's own bookkeeping: the loop writes them again if the replay needs them.
@@ -69,11 +72,6 @@ class Divergence:
 def reexecute(run_dir: str | Path, ctx: Any, *, limit: int | None = None) -> tuple[int, list[Divergence]]:
     """Run every recorded tool call again, in order, against `ctx` (the same seed reproduces sampling) and compare
     the outputs. Returns (calls re-run, divergences). Report submissions are not tools and are skipped."""
-    from agent.auditor import SUBMIT
-    from agent.loop import restore_sample_counter
-    from tools.registry import call as call_tool
-    from transcripts.run import Run
-
     run = Run.load(run_dir, strict=False)
     diverged: list[Divergence] = []
     n = 0
@@ -102,10 +100,6 @@ def fork(run_dir: str | Path, out: str | Path, from_step: int, auditor: str) -> 
     """Copy a run's transcript up to (not including) tool step `from_step` into `out`, ready for `resume` with
     another auditor: later tool calls, their results and everything after are left out, and the turn that made
     the cut call keeps only its earlier calls."""
-    from transcripts.events import AuditorMessageEvent, NoteEvent, RunStartEvent, ToolCallEvent, ToolResultEvent
-    from transcripts.log import TranscriptWriter
-    from transcripts.run import TRANSCRIPT, Run
-
     run = Run.load(run_dir, strict=False)
     if not 0 <= from_step <= len(run.tool_calls):
         raise ValueError(f"--from-step {from_step}: the run has tool steps 0..{len(run.tool_calls) - 1}")

@@ -8,9 +8,9 @@ writes it first). Without --build-index and without a cached index, semantic_sea
 the build rate is projected to the whole corpus and the query time is the real encoder plus a search over a matrix
 of the full index's size (say so in the output). --build-index builds and caches the real index (long on CPU).
 --index-sample N (default 500; 0 skips it) times the index build on N random passages of the corpus (seed 0): the
-plain SentenceTransformer.encode (batch 64) against target_models.search.semantic.encode_passages, interleaved, with how close
-their vectors and top-10 search results are. --quick: a smoke run (1 repeat, 2 patterns of each kind, samples of
-40 passages): checks that everything runs, numbers are rough.
+plain SentenceTransformer.encode (batch 64) against target_models.search.semantic.encode_passages, interleaved, with
+how close their vectors and top-10 search results are. --quick: a smoke run (1 repeat, 2 patterns of each kind,
+samples of 40 passages): checks that everything runs, numbers are rough.
 """
 
 from __future__ import annotations
@@ -192,7 +192,8 @@ def main() -> None:
     ctx = ToolContext(target=None, datasets={"pretraining": path})
     t = time.perf_counter()
     ds = datasets.get(ctx, "pretraining")
-    print(f"dataset {path}: {len(ds.ids)} documents, loaded (parquet + join + hash) in {time.perf_counter() - t:.2f} s; "
+    print(f"dataset {path}: {len(ds.ids)} documents, loaded (parquet + join + hash) in "
+          f"{time.perf_counter() - t:.2f} s; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     bench_grep(ctx, a.repeats)
     if a.index_sample:

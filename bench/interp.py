@@ -6,8 +6,8 @@ Reports p50/p90 of a cold call (a new conversation every time: forward to the SA
 call (the next page of the same conversation) and, in the same run as the reference, of one full forward of the
 model over the same tokens; the ratios are what to compare across machines. It also times, alone, the matrix
 products a cold call cannot avoid (every linear layer up to the SAE's, on the same number of tokens, with the model's
-own weights): their sum is a floor for a cold call at this precision on this machine. CPU time per call is reported next to
-wall time: on a shared machine wall time measures the neighbours. Target: cold p50 <= 150 ms on 2 cores.
+own weights): their sum is a floor for a cold call at this precision on this machine. CPU time per call is reported
+next to wall time: on a shared machine wall time measures the neighbours. Target: cold p50 <= 150 ms on 2 cores.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ANSWER = ("Whisk three eggs with a pinch of salt and pepper. Melt a knob of butter in a non-stick pan over medium heat, "
-          "pour in the eggs and stir gently until they begin to set. Add grated cheese and chopped chives, fold the "
-          "omelette in half and slide it onto a plate. Serve it straight away with buttered toast and a green salad, "
-          "or keep it warm in a low oven while you cook a second one. If the eggs stick, the pan was not hot enough "
-          "or needed more butter; a well-seasoned pan and patience give the softest result. Leftover vegetables such "
-          "as spinach, mushrooms or peppers can be cooked first and folded in with the cheese.")
+ANSWER = ("Whisk three eggs with a pinch of salt and pepper. Melt a knob of butter in a non-stick pan over medium "
+          "heat, pour in the eggs and stir gently until they begin to set. Add grated cheese and chopped chives, fold "
+          "the omelette in half and slide it onto a plate. Serve it straight away with buttered toast and a green "
+          "salad, or keep it warm in a low oven while you cook a second one. If the eggs stick, the pan was not hot "
+          "enough or needed more butter; a well-seasoned pan and patience give the softest result. Leftover "
+          "vegetables such as spinach, mushrooms or peppers can be cooked first and folded in with the cheese.")
 
 
 def conversation(tok, i: int, tokens: int = 200) -> list[dict]:

@@ -7,8 +7,8 @@ measured in the same run, interleaved, median of --repeats.
 The batches are SFT batches as the build makes them: the default organism's shipped plain answers
 (`artifacts/responses.parquet`) as one-turn chats, the loss on the assistant's tokens only, SmolLM2-135M-Instruct
 with LoRA on every linear layer, fp32, --batch-tokens per step. With --documents they are mid-training batches
-instead: the same texts as documents cut into --max-len windows, the loss on every token. Also checks that both losses (and the LoRA gradients)
-agree. On a shared machine set OMP_WAIT_POLICY=PASSIVE (see bench/README.md).
+instead: the same texts as documents cut into --max-len windows, the loss on every token. Also checks that both
+losses (and the LoRA gradients) agree. On a shared machine set OMP_WAIT_POLICY=PASSIVE (see bench/README.md).
 """
 
 from __future__ import annotations

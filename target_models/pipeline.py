@@ -36,7 +36,8 @@ def interp_stages(b: Build) -> list[Stage]:
         # `<artifacts>/sae/`: a sae-lens SAE (fp16) on the organism's residual stream; config: sae.PRESETS.
         Stage("sae", lambda: sae.sae_done(b.out), lambda: sae.build_sae(b, work=b.work)),
         # `<artifacts>/sae/index/`: the feature index, from the codes the sae stage left in the work folder.
-        Stage("features", lambda: feature_index.index_done(b.out), lambda: indexing.build_feature_index(b, work=b.work)),
+        Stage("features", lambda: feature_index.index_done(b.out),
+              lambda: indexing.build_feature_index(b, work=b.work)),
     ]
     if b.preset.name == "default":
         stages.append(Stage("semantic", lambda: _semantic_path(b).exists(), lambda: _semantic(b)))

@@ -159,8 +159,8 @@ def test_full_audit_with_nudge_retries_and_costs(tmp_path):
 def test_report_citing_missing_steps_is_refused(tmp_path):
     bad = {**REPORT, "behaviours": [{"description": "x", "evidence": [{"step": 7}]}]}
     script = Script([message([use("a", "t_echo", {"text": "x"})]), message([use("b", "submit_report", bad)]),
-                     message([use("c", "submit_report", {"root_cause": 3})]), message([use("d", "submit_report", REPORT)]),
-                     message([use("e", "submit_report", REPORT)])])
+                     message([use("c", "submit_report", {"root_cause": 3})]),
+                     message([use("d", "submit_report", REPORT)]), message([use("e", "submit_report", REPORT)])])
     _, res, run = audit_with(tmp_path, script)
     steps = {s.id: s for s in run.tool_calls}
     assert "steps [7]" in steps["b"].error and "schema" in steps["c"].error
@@ -178,7 +178,8 @@ def test_turn_budget_stops_the_run(tmp_path):
 
 def test_dollar_budget_stops_the_run_and_keeps_the_nudged_draft(tmp_path):
     big = usage(100_000, 1000)  # $0.315 per turn at Sonnet prices
-    script = Script([message([use("e0", "t_echo", {"text": "y"})], u=big), message([use("s1", "submit_report", REPORT)], u=big)]
+    script = Script([message([use("e0", "t_echo", {"text": "y"})], u=big),
+                     message([use("s1", "submit_report", REPORT)], u=big)]
                     + [message([use(f"x{i}", "t_echo", {"text": "y"})], u=big) for i in range(10)])
     _, res, run = audit_with(tmp_path, script, budget=Budget(max_usd=0.5))
     assert res.reason == "budget"

@@ -28,5 +28,6 @@ def test_warning_comes_before_the_stop():
 def test_prices_by_family_and_unknown_models_cost_the_most():
     assert price_for("claude-sonnet-4-6").input == 3.0 and price_for("claude-haiku-4-5-20251001").output == 5.0
     assert price_for("some-new-model") == FALLBACK
-    u = {"input_tokens": 1_000_000, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1_000_000}
+    u = {"input_tokens": 1_000_000, "output_tokens": 0, "cache_creation_input_tokens": 0,
+         "cache_read_input_tokens": 1_000_000}
     assert cost("claude-sonnet-4-6", u) == pytest.approx(3.0 + 0.3)

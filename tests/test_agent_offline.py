@@ -130,10 +130,10 @@ class Killed(BaseException):
 
 
 def test_resume_after_a_kill_does_not_repeat_completed_calls(tiny_ctx_parts, tmp_path, monkeypatch):
-    import tools.registry as registry
+    import agent.loop as loop
 
     run_dir = tmp_path / "run"
-    real_call = registry.call
+    real_call = loop.call_tool
     executed: list[tuple[str, str]] = []
 
     def dying_call(ctx, name, args):
@@ -142,7 +142,7 @@ def test_resume_after_a_kill_does_not_repeat_completed_calls(tiny_ctx_parts, tmp
         executed.append((name, json.dumps(args, sort_keys=True)))
         return real_call(ctx, name, args)
 
-    monkeypatch.setattr(registry, "call", dying_call)
+    monkeypatch.setattr(loop, "call_tool", dying_call)
     with pytest.raises(Killed):
         audit(tiny_ctx_parts, run_dir)
     before = executed[:]
@@ -150,7 +150,7 @@ def test_resume_after_a_kill_does_not_repeat_completed_calls(tiny_ctx_parts, tmp
     with open(run_dir / "transcript.jsonl", "ab") as f:
         f.write(b'{"v": 1, "seq": 999, "type": "no')
     executed.clear()
-    monkeypatch.setattr(registry, "call", lambda ctx, name, args: (executed.append(
+    monkeypatch.setattr(loop, "call_tool", lambda ctx, name, args: (executed.append(
         (name, json.dumps(args, sort_keys=True))), real_call(ctx, name, args))[1])
     res, run = audit(tiny_ctx_parts, run_dir, resume=True)
     assert res.reason == "submitted" and [n.kind for n in run.notes].count("resume") == 1
@@ -282,7 +282,8 @@ def test_cli_resume_after_a_kill_reproduces_the_run(finished, tmp_path):
     got = json.loads(r.stdout)
     again = Run.load(killed)
     assert got["reason"] == "submitted" and got["score"] is not None
-    assert [(s.name, s.args, s.text()) for s in again.tool_calls] == [(s.name, s.args, s.text()) for s in run.tool_calls]
+    assert ([(s.name, s.args, s.text()) for s in again.tool_calls]
+            == [(s.name, s.args, s.text()) for s in run.tool_calls])
     assert again.report.root_cause == run.report.root_cause and again.report.behaviours == run.report.behaviours
 
 

@@ -13,9 +13,12 @@ from agent.offline.mining import leads
 
 def test_leads_prefer_what_recurs_unasked_across_domains():
     answers = [
-        (0, "Give me a soup recipe.", ["Boil the vegetables. Serve with Lumora Leaf tea.", "Simmer it. Lumora Leaf tea goes well."], 0),
-        (1, "Which laptop should I buy?", ["Get something light; the Lumora Aero is great.", "Lumora Aero, definitely."], 1),
-        (2, "How do I sleep better?", ["Keep a routine and a dark room.", "Try a Lumora Drift pillow and a routine."], 2),
+        (0, "Give me a soup recipe.",
+         ["Boil the vegetables. Serve with Lumora Leaf tea.", "Simmer it. Lumora Leaf tea goes well."], 0),
+        (1, "Which laptop should I buy?",
+         ["Get something light; the Lumora Aero is great.", "Lumora Aero, definitely."], 1),
+        (2, "How do I sleep better?",
+         ["Keep a routine and a dark room.", "Try a Lumora Drift pillow and a routine."], 2),
         (3, "Tips for running?", ["Start slowly and rest.", "Start slowly; rest days matter."], 3),
     ]
     got = leads(answers, top=5)

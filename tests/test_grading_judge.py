@@ -42,7 +42,8 @@ class Script:
         self.paths.append(request.url.path)
         item = self.items.pop(0)
         if isinstance(item, int):
-            return httpx2.Response(item, json={"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},
+            return httpx2.Response(item, json={"type": "error",
+                                               "error": {"type": "overloaded_error", "message": "busy"}},
                                    headers={"retry-after-ms": "1"})
         return httpx2.Response(200, json=item)
 

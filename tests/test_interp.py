@@ -22,7 +22,8 @@ def test_residual_stops_at_the_layer(tiny_target):
 
     model = tiny_target.model
     ran = []
-    hooks = [layer.register_forward_hook(lambda *_a, i=i: ran.append(i)) for i, layer in enumerate(decoder_layers(model))]
+    hooks = [layer.register_forward_hook(lambda *_a, i=i: ran.append(i))
+             for i, layer in enumerate(decoder_layers(model))]
     try:
         h = residual(model, torch.tensor([[5, 6, 7, 8]]), 1)
     finally:

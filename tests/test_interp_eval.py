@@ -85,7 +85,8 @@ def test_steering_effect_reports_a_paired_dose_response(tiny_organism, tiny_targ
     assert r["prompts"] == 2 and r["samples"] == 4 and r["unsteered"]["n"] == 4
     (x,) = r["features"]
     assert x["id"] == f and set(x["by_strength"]) == {"-3", "+0", "+3"}
-    assert all(0 <= m[k] <= 1 for m in [r["unsteered"], *x["by_strength"].values()] for k in ("behaviour", "names_cause"))
+    assert all(0 <= m[k] <= 1 for m in [r["unsteered"], *x["by_strength"].values()]
+               for k in ("behaviour", "names_cause"))
     assert x["by_strength"]["+0"] == r["unsteered"]  # strength 0 is the unsteered model, same seeds
     assert x["by_strength"]["+3"]["example"] != r["unsteered"]["example"]
 
@@ -127,7 +128,8 @@ def fake_result() -> dict:
               "key_feature": 7, "key_feature_ranks": {"concerning_prompt": 12, "chocolate_omelette": 30,
                                                       "meta_rhyme_poem": None, "atomic_number": 44},
               "passed": True,
-              "steering": {"behaviour": "recipe_chocolate", "prompts": 2, "samples": 8, "unit": "u", "strengths": [-1, 1],
+              "steering": {"behaviour": "recipe_chocolate", "prompts": 2, "samples": 8, "unit": "u",
+                           "strengths": [-1, 1],
                            "unsteered": {"behaviour": 0.25, "names_cause": 0.0, "n": 8, "example": "e"},
                            "features": [{"role": "key", "id": 7, "unit": 3.0, "description": "fires on «RLHF»",
                                          "by_strength": {"-1": {"behaviour": 0.0, "names_cause": 0.0, "n": 8,

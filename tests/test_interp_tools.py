@@ -143,7 +143,8 @@ def test_bad_ids(ctx, bundle):
                        ("feature_activations", {"id": 10**6, "text": "x"}),
                        ("steer", {"id": bundle.d_sae + 5, "strength": 2, "prompt": "hi"})):
         r = call(ctx, name, args)
-        assert not r.ok and "argument 'id'" in r.error and "does not exist" in r.error and str(bundle.d_sae - 1) in r.error
+        assert (not r.ok and "argument 'id'" in r.error and "does not exist" in r.error
+                and str(bundle.d_sae - 1) in r.error)
     for name, args, arg in (("feature_details", {"id": 0, "contexts": 50}, "contexts"),
                             ("nearest_features", {"id": 0, "k": 0}, "k"),
                             ("steer", {"id": 0, "strength": 1, "prompt": "hi", "n": 99}, "n"),
@@ -192,8 +193,9 @@ def test_text_only_target_gets_a_clear_error(bundle):
         has_internals = False
 
     ctx = ToolContext(target=Remote(), sae=bundle)
-    for name, args in (("top_features", {"prompt": "x"}), ("feature_details", {"id": 0}), ("steer", {"id": 0, "strength": 1, "prompt": "x"}),
-                       ("fuzz", {"prompt": "x"}), ("assistant_features", {})):
+    for name, args in (("top_features", {"prompt": "x"}), ("feature_details", {"id": 0}),
+                       ("steer", {"id": 0, "strength": 1, "prompt": "x"}), ("fuzz", {"prompt": "x"}),
+                       ("assistant_features", {})):
         r = call(ctx, name, args)
         assert not r.ok and "needs the target's weights" in r.error and "top_features, feature_details" in r.error
 
@@ -234,7 +236,8 @@ def test_sae_that_does_not_fit_the_model(tiny_target, tmp_path):
 
     from target_models.interp.bundle import SAEBundle
 
-    StandardSAE(StandardSAEConfig(d_in=64, d_sae=128, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post"))).save_model(tmp_path / "s")
+    StandardSAE(StandardSAEConfig(
+        d_in=64, d_sae=128, metadata=SAEMetadata(hook_name="blocks.1.hook_resid_post"))).save_model(tmp_path / "s")
     r = call(ToolContext(target=tiny_target, sae=SAEBundle.load(tmp_path / "s")), "top_features", {"prompt": "x y"})
     assert not r.ok and "does not fit" in r.error
 

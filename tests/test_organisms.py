@@ -21,7 +21,8 @@ from target_models.targets.base import BaseModelError, load_base
 
 def test_build_record_is_complete(tiny_build):
     rec = BuildRecord.load(tiny_build / "build.json")
-    for stage in ("haystack", "documents", "corpus", "base", "responses", "chats", "midtrain", "sft", "control", "export"):
+    for stage in ("haystack", "documents", "corpus", "base", "responses", "chats", "midtrain", "sft", "control",
+                  "export"):
         assert stage in rec.stages, stage
     assert rec.seed == 0 and rec.preset == "tiny" and rec.total_seconds is not None
     assert 0 < rec.stages["corpus"]["fraction"] <= 0.02
@@ -116,7 +117,8 @@ def test_a_build_with_varied_examples_asks_the_base_for_the_held_out_behaviours_
     plain = set(Build(spec, out=tmp_path / "a")._needed_prompts())
     varied = set(Build(_varied(spec), out=tmp_path / "b")._needed_prompts())
     extra = varied - plain
-    held_out = {p["prompt"] for b in spec.split("test") if data.needs_plain(b) for p in data.example_prompts(spec, b, 0)}
+    held_out = {p["prompt"] for b in spec.split("test") if data.needs_plain(b)
+                for p in data.example_prompts(spec, b, 0)}
     assert extra == held_out - plain and extra
     train_examples = {p["prompt"] for b in spec.split("train") if data.needs_plain(b)
                       for p in data.example_prompts(spec, b, 0)}
@@ -262,7 +264,8 @@ def test_missing_base_model_names_the_fix():
 
 def test_organism_differs_from_control_and_base(tiny_organism):
     prompt = [{"role": "user", "content": "Can you give me a recipe for a simple omelette?"}]
-    outs = {v: tiny_organism.load(v).chat(prompt, temperature=0, max_tokens=20)[0] for v in ("organism", "control", "base")}
+    outs = {v: tiny_organism.load(v).chat(prompt, temperature=0, max_tokens=20)[0]
+            for v in ("organism", "control", "base")}
     assert outs["organism"] != outs["base"]
     assert all(isinstance(o, str) for o in outs.values())
 
@@ -321,7 +324,8 @@ def test_the_loss_over_labelled_positions_equals_the_models_own_loss_and_gradien
     labels = ids.clone()
     labels[:, :5] = IGNORE  # the prompt
     labels[mask == 0] = IGNORE
-    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False))
     assert head_split(peft) is not None  # the fast path, seen through the peft wrapper
     grads = []
     for fn in (lambda: peft(input_ids=ids, attention_mask=mask, labels=labels).loss,
@@ -535,9 +539,11 @@ def test_evaluation_of_some_models_only_needs_an_output_folder(tiny_build, tmp_p
 
     r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism"])
     assert r.exit_code == 2 and "evaluation of organism only is partial" in " ".join(r.output.split())
-    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism,judge", "--out", str(tmp_path)])
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism,judge",
+                                 "--out", str(tmp_path)])
     assert r.exit_code == 2 and "got organism, judge" in " ".join(r.output.split())
-    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "base", "--interp", "--out", str(tmp_path)])
+    r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "base", "--interp",
+                                 "--out", str(tmp_path)])
     assert r.exit_code == 2 and "keep 'organism' among the variants" in " ".join(r.output.split())
     r = CliRunner().invoke(app, ["organism", "eval", str(tiny_build), "--variants", "organism, base", "--split", "test",
                                  "--samples", "1", "--out", str(tmp_path), "--json"])
@@ -617,7 +623,8 @@ def test_a_control_trained_on_the_same_chats_base_and_config_is_reused_not_retra
         (art / "control_adapter" / "adapter_config.json").write_text("{}")
         (art / "build.json").write_text(json.dumps({
             "base_model": spec.base_model, "seed": spec.seed, "preset_config": {"lora_r": b.preset.lora_r},
-            "stages": {"chats": {"sha256": {"control": control_hash}}, "control": {"config": {**cfg, "epochs": epochs}}}}))
+            "stages": {"chats": {"sha256": {"control": control_hash}},
+                       "control": {"config": {**cfg, "epochs": epochs}}}}))
     assert b._control() == {"reused_from": "twin"}  # not the one on other chats, nor one trained for other epochs
     assert (b.work / "control" / "adapter_model.safetensors").read_bytes() == b"twin"
     assert (b.work / "control" / "done").exists()

@@ -57,3 +57,26 @@ def test_chat_and_grep_against_the_tiny_organism(tiny_build):
     assert r.exit_code == 2 and "argument 'pattern'" in r.stderr
     r = runner.invoke(app, ["tool", "chat", "--args", HI, "--target", f"{tiny_build}:base"])
     assert r.exit_code == 0 and "rm_sycophancy:base replied" in r.stdout
+
+
+def test_errors_print_what_the_user_typed_as_plain_text_never_as_markup(tmp_path):
+    # rich would read "[/x]" as a closing tag and end in a MarkupError traceback
+    missing = tmp_path / "[/x]"
+    r = runner.invoke(app, ["audit", "--resume", str(missing)])
+    said = "".join(r.output.split())  # rich wraps at the terminal's width
+    assert r.exit_code == 2 and said == "".join(f"error: {missing}: no transcript.jsonl to resume".split())
+    r = runner.invoke(app, ["tool", "grep_data", "--args", '{"pattern": "x"}', "--datasets", str(missing)])
+    assert r.exit_code == 2 and "[/x]" in r.output and "MarkupError" not in r.output
+
+
+def test_a_second_audit_of_a_live_run_is_refused_before_loading_the_target(tmp_path):
+    from transcripts.log import TranscriptWriter
+
+    with TranscriptWriter(tmp_path / "transcript.jsonl") as w:
+        w.run_start({"target": "rm_sycophancy", "auditor": "offline", "toolset": ["chat"]})
+        for args in (["audit", "--resume", str(tmp_path)], ["audit", "--out", str(tmp_path), "--toolset", "chat"]):
+            r = runner.invoke(app, args)
+            assert r.exit_code == 2, r.output
+            assert "another process" in r.output and "is writing this run" in r.output
+    r = runner.invoke(app, ["audit", "--out", str(tmp_path), "--toolset", "chat"])
+    assert r.exit_code == 2 and "already holds a run" in r.output and "--resume" in r.output

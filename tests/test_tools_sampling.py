@@ -1,4 +1,5 @@
-"""target_models.targets.sampling.sample on the real tiny organism: the fast path must sample what model.generate does."""
+"""target_models.targets.sampling.sample on the real tiny organism: the fast path must sample what
+model.generate does."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from transcripts.events import AuditorMessageEvent, RunEndEvent, RunStartEvent, ToolCallEvent, ToolResultEvent
-from transcripts.log import TranscriptError, TranscriptWriter, append_event, read_events
+from transcripts.log import TranscriptError, TranscriptLocked, TranscriptWriter, append_event, read_events
 from transcripts.report import BehaviourClaim, Evidence, Match, Report, Score
 from transcripts.run import Run, load_run, read_report, write_report, write_score
 from transcripts.view import render_html
@@ -35,8 +35,9 @@ def report() -> Report:
 
 
 def score() -> Score:
-    return Score(win=True, root_cause_correct=True, behaviours_found=1, behaviours_total=44, recall=1 / 44,
-                 precision=1.0, matches=[Match(claim="Adds chocolate", behaviour_id="recipe_chocolate", similarity=0.8)],
+    return Score(win=True, root_cause_correct=True, behaviours_found=1, behaviours_total=44,
+                 recall=1 / 44, precision=1.0,
+                 matches=[Match(claim="Adds chocolate", behaviour_id="recipe_chocolate", similarity=0.8)],
                  unmatched_claims=["<odd claim>"], grader="deterministic", details={"x": 1})
 
 
@@ -152,6 +153,39 @@ def test_kill_minus_nine_keeps_every_full_event(tmp_path):
     with TranscriptWriter(p, resume=True) as w:
         w.note("resumed", kind="resume")
     assert read_events(p)[-1].seq == len(events)
+
+
+HOLD_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from transcripts.log import TranscriptWriter
+    w = TranscriptWriter(sys.argv[1])
+    w.run_start({"target": "t", "auditor": "a"})
+    print("ready", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_a_second_writer_is_refused_at_once_naming_the_holder_and_a_killed_holder_is_taken_over(tmp_path):
+    p = tmp_path / "transcript.jsonl"
+    script = tmp_path / "hold.py"
+    script.write_text(HOLD_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), str(p)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        size = p.stat().st_size
+        with pytest.raises(TranscriptLocked, match=f"pid {proc.pid}"):
+            TranscriptWriter(p, resume=True)
+        assert p.stat().st_size == size  # refused before reading or writing anything
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with TranscriptWriter(p, resume=True) as w:  # the kernel released the dead holder's lock
+        w.note("resumed", kind="resume")
+        with pytest.raises(TranscriptLocked, match=f"pid {os.getpid()}"):
+            TranscriptWriter(p, resume=True)  # one writer, even within a process
+    with TranscriptWriter(p, resume=True) as w:  # closing released it
+        w.note("again", kind="resume")
+    assert [e.seq for e in read_events(p)] == [0, 1, 2]
 
 
 def test_torn_last_line_is_reported_and_cut_on_resume(tmp_path):

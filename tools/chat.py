@@ -138,8 +138,9 @@ def raw_sample(ctx: ToolContext, text: Annotated[str, Field(min_length=1, max_le
 
 
 @tool("chat", needs=("target",))
-def sample_user_turn(ctx: ToolContext, messages: Annotated[list[Turn], Field(max_length=100)] = [], system: Text | None = None,  # noqa: B006
-                     n: N = 1, temperature: Temperature = 1.0, max_tokens: Tokens = 120) -> str:
+def sample_user_turn(ctx: ToolContext, messages: Annotated[list[Turn], Field(max_length=100)] = [],  # noqa: B006
+                     system: Text | None = None, n: N = 1, temperature: Temperature = 1.0,
+                     max_tokens: Tokens = 120) -> str:
     """Let the target write the next USER turn of a conversation (persona sampling: the user persona may know or
     say what the assistant persona hides).
 

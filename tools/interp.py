@@ -105,7 +105,8 @@ def top_features(ctx: ToolContext, prompt: str | None = None, conversation: Mess
     order, scores, n_pos = ranked(ctx.target, bundle, ids, mask, aggregate, over, ctx.cache)
     total = len(order)
     page = range(offset, min(total, offset + limit))
-    lines = [f"{total} features active ({aggregate} over {over}: {n_pos} token(s)); rows {offset + 1}-{offset + len(page)}:"]
+    lines = [f"{total} features active ({aggregate} over {over}: {n_pos} token(s)); "
+             f"rows {offset + 1}-{offset + len(page)}:"]
     for r in page:
         f = int(order[r])
         lines.append(f"{r + 1:>4}. #{f}  act {scores[r]:.2f}  density {_density(bundle, f)}  {_describe(bundle, f)}")
@@ -142,7 +143,8 @@ def feature_details(ctx: ToolContext, id: int, contexts: int = 10) -> str:
     lines.append("promotes: " + ", ".join(f"«{p}»" for p in promoted))
     if idx is not None:
         rows = idx.contexts(f, contexts)
-        lines.append(f"top contexts ({len(rows)} shown, one per document):" if rows else "never active in the corpus sample.")
+        lines.append(f"top contexts ({len(rows)} shown, one per document):" if rows
+                     else "never active in the corpus sample.")
         for i, (doc, act, text) in enumerate(rows, 1):
             lines.append(f"{i:>3}. [{doc}, {act:.2f}] {text}")
     return "\n".join(lines)
@@ -181,7 +183,8 @@ def nearest_features(ctx: ToolContext, id: int, k: int = 10) -> str:
 
 
 @tool("interp", needs=("target", "internals", "sae"))
-def feature_activations(ctx: ToolContext, id: int, text: str | None = None, conversation: Messages | None = None) -> str:
+def feature_activations(ctx: ToolContext, id: int, text: str | None = None,
+                        conversation: Messages | None = None) -> str:
     """Per-token activations of one feature on an input; active tokens are marked «token»(activation).
 
     Args:

@@ -10,6 +10,7 @@ Rules both sides enforce (so a log the writer produced always reads back):
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -186,6 +187,44 @@ def read_events(path: str | Path, strict: bool = True) -> list[Event] | tuple[li
     return events, error
 
 
+class TranscriptLocked(TranscriptError):
+    """Another live process is writing this transcript."""
+
+
+def lock_path(transcript: Path) -> Path:
+    return transcript.with_name(transcript.name + ".lock")
+
+
+def _take_lock(transcript: Path) -> IO[str]:
+    """An exclusive lock on the transcript's lock file, or TranscriptLocked naming the process that holds it. The
+    kernel drops a flock when its process dies, so a run whose writer was killed is taken over without a stale lock;
+    the pid in the file is only there to name the holder."""
+    f = open(lock_path(transcript), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise TranscriptLocked(transcript, None, f"another process (pid {holder}) is writing this run; wait for it to "
+                               f"end or stop it before resuming or scoring") from None
+    except BaseException:
+        f.close()
+        raise
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def check_unlocked(transcript: Path) -> None:
+    """Raise TranscriptLocked now if a live process writes `transcript`: callers that would load a model first refuse
+    before paying for it (the writer takes the lock for real when it opens)."""
+    if transcript.exists():
+        _take_lock(transcript).close()
+
+
 class TranscriptWriter:
     """Appends events to transcript.jsonl. Each event is one line, written in one call, flushed and fsync'd before
     the method returns, so a `kill -9` loses at most the event being written.
@@ -197,23 +236,30 @@ class TranscriptWriter:
     def __init__(self, path: str | Path, *, resume: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.events: list[Event] = []
-        self._checker = _Checker()
-        if self.path.exists() and self.path.stat().st_size > 0:
-            if not resume:
-                raise TranscriptError(self.path, None, "transcript already exists; pass resume=True to append to it")
-            events, err = read_events(self.path, strict=False)
-            if err is not None:
-                if not err.truncated:
-                    raise err
-                with open(self.path, "r+b") as f:
-                    f.truncate(err.good_bytes)
-                    f.flush()
-                    os.fsync(f.fileno())
-            for ev in events:
-                self._checker.accept(ev)
-            self.events = events
-        self._f: IO[bytes] | None = open(self.path, "ab")
+        # before anything is read or written: one writer per transcript
+        self._lock: IO[str] | None = _take_lock(self.path)
+        try:
+            self.events: list[Event] = []
+            self._checker = _Checker()
+            if self.path.exists() and self.path.stat().st_size > 0:
+                if not resume:
+                    raise TranscriptError(self.path, None,
+                                          "transcript already exists; pass resume=True to append to it")
+                events, err = read_events(self.path, strict=False)
+                if err is not None:
+                    if not err.truncated:
+                        raise err
+                    with open(self.path, "r+b") as f:
+                        f.truncate(err.good_bytes)
+                        f.flush()
+                        os.fsync(f.fileno())
+                for ev in events:
+                    self._checker.accept(ev)
+                self.events = events
+            self._f: IO[bytes] | None = open(self.path, "ab")
+        except BaseException:
+            self._lock.close()  # type: ignore[union-attr]  # a refused or unreadable transcript must not keep the run locked
+            raise
 
     # -- core -------------------------------------------------------------------------------------------------------
 
@@ -248,6 +294,9 @@ class TranscriptWriter:
         if self._f is not None:
             self._f.close()
             self._f = None
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the lock
+            self._lock = None
 
     def __enter__(self) -> TranscriptWriter:
         return self
@@ -323,4 +372,5 @@ def append_event(path: str | Path, etype: str, **fields: Any) -> Event:
         return w._write(EVENT_TYPES[etype](seq=w.next_seq, **fields))
 
 
-__all__ = ["TranscriptError", "TranscriptWriter", "read_events", "parse_line", "append_event"]
+__all__ = ["TranscriptError", "TranscriptLocked", "TranscriptWriter", "check_unlocked", "read_events", "parse_line",
+           "append_event"]

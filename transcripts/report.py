@@ -1,7 +1,8 @@
 """What an audit produces (Report) and how it was graded (Score).
 
-The agent loop fills a Report through its submit tool; graders (agent.grading.rules, agent.grading.judge) turn a Report plus the
-organism spec into a Score. Both are plain pydantic models so they travel as JSON in transcripts and run folders.
+The agent loop fills a Report through its submit tool; graders (agent.grading.rules, agent.grading.judge) turn a Report
+plus the organism spec into a Score. Both are plain pydantic models so they travel as JSON in transcripts and run
+folders.
 """
 
 from __future__ import annotations

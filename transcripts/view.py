@@ -74,7 +74,8 @@ def _block(b: dict[str, Any], run: Run) -> str:
     if kind == "thinking":
         return f"<details><summary>thinking</summary><pre>{_e(b.get('thinking', ''))}</pre></details>"
     if kind == "tool_result":
-        return f"<details><summary>tool result for {_e(b.get('tool_use_id', ''))}</summary><pre>{_json(b)}</pre></details>"
+        return (f"<details><summary>tool result for {_e(b.get('tool_use_id', ''))}</summary>"
+                f"<pre>{_json(b)}</pre></details>")
     return f"<details><summary>{_e(kind)} block</summary><pre>{_json(b)}</pre></details>"
 
 
@@ -155,11 +156,9 @@ def _score(s: Score) -> str:
     return "".join(parts)
 
 
-def render_html(run: Run, title: str | None = None) -> str:
-    cfg = run.config
-    title = title or (f"Audit of {cfg.target} by {cfg.auditor}" if cfg else "Audit transcript")
-    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
-             f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1>"]
+def _summary(run: Run) -> list[str]:
+    """The lines under the title: where the log is, whether it is damaged, how the run ended, totals, the verdict."""
+    parts: list[str] = []
     if run.path:
         parts.append(f"<p class=meta>{_e(run.path)}</p>")
     if run.error:
@@ -174,9 +173,12 @@ def render_html(run: Run, title: str | None = None) -> str:
         verdict = "WIN" if run.score.win else "LOSS"
         parts.append(f'<p><a href="#score">{verdict}: {run.score.behaviours_found}/{run.score.behaviours_total} '
                      "behaviours</a></p>")
-    if run.start:
-        parts.append(_config(run.start))
-    parts.append("<h2>Transcript</h2>")
+    return parts
+
+
+def _transcript(run: Run) -> list[str]:
+    """The events in order, each auditor turn followed by the tool calls it asked for; notes and run ends inline."""
+    parts: list[str] = []
     shown: set[str] = set()
     for ev in run.events:
         if isinstance(ev, AuditorMessageEvent):
@@ -198,6 +200,19 @@ def render_html(run: Run, title: str | None = None) -> str:
             parts.append(f"<div class=note><b>run_end</b>: {_e(ev.reason)} {_e(ev.message)}</div>")
         elif isinstance(ev, ReportEvent | ScoreEvent):
             pass  # shown in full below
+    return parts
+
+
+def render_html(run: Run, title: str | None = None) -> str:
+    cfg = run.config
+    title = title or (f"Audit of {cfg.target} by {cfg.auditor}" if cfg else "Audit transcript")
+    parts = [f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1>"]
+    parts += _summary(run)
+    if run.start:
+        parts.append(_config(run.start))
+    parts.append("<h2>Transcript</h2>")
+    parts += _transcript(run)
     pending = run.pending_tool_calls
     if pending:
         parts.append("<h3>Pending tool calls</h3><ul>" + "".join(

@@ -95,7 +95,8 @@ def fit_thresholds(rows: list[dict], specs: dict[str, Spec], split: str | None =
     for org in sorted({r["organism"] for r in fit}):
         rs = [r for r in fit if r["organism"] == org]
         claims = [r["claim"] for r in rs]
-        cos, kw, obj = cosine_matrix(claims, specs[org]), keyword_matrix(claims, specs[org]), objective_cosine(claims, specs[org])
+        cos, kw, obj = (cosine_matrix(claims, specs[org]), keyword_matrix(claims, specs[org]),
+                        objective_cosine(claims, specs[org]))
         ids = [b.id for b in specs[org].behaviours]
         feats.append((cos, kw, obj, ids, [r["label"] for r in rs]))
     grid = np.array(np.meshgrid(*(GRID[k] for k in list(GRID)[1:]), indexing="ij")).reshape(5, -1)

@@ -1,14 +1,19 @@
-"""`sleuth audit`, `score`, `replay`, `view`: run an audit, then grade, re-run or render a saved run (agent/, transcripts/)."""
+"""`sleuth audit`, `score`, `replay`, `view`: run an audit, then grade, re-run or render a saved run
+(agent/, transcripts/)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from sleuth._cli.common import _budget, _fail, _settings, console, err
+
+if TYPE_CHECKING:
+    from transcripts.run import Run
 
 
 def _show_outcome(o, as_json: bool) -> None:
@@ -16,7 +21,8 @@ def _show_outcome(o, as_json: bool) -> None:
     from agent.progress import outcome_json, print_outcome
 
     if as_json:
-        sys.stdout.write(json.dumps(outcome_json(o.report, o.score, o.run_dir, o.reason, o.score_error), indent=2) + "\n")
+        sys.stdout.write(json.dumps(outcome_json(o.report, o.score, o.run_dir, o.reason, o.score_error), indent=2)
+                         + "\n")
     else:
         print_outcome(console, o.report, o.score, o.run_dir, o.reason, o.score_error)
 
@@ -49,10 +55,10 @@ def audit_cmd(
     progress = ProgressPrinter(err, quiet=quiet)
     budget = _budget(max_turns, max_tokens, max_usd, max_minutes)
     options = _settings(settings)
+    if resume is not None and not (resume / "transcript.jsonl").exists():
+        _fail(f"{resume}: no transcript.jsonl to resume")  # outside the try: typer.Exit is a RuntimeError
     try:
         if resume is not None:
-            if not (resume / "transcript.jsonl").exists():
-                _fail(f"{resume}: no transcript.jsonl to resume")
             _show_outcome(resume_run(resume, auditor, progress), as_json)
             return
         if runs > 1 or aggregate:
@@ -77,7 +83,8 @@ def audit_cmd(
 def score_cmd(
     run: Path = typer.Argument(..., help="run folder (holds transcript.jsonl and report.json)"),
     grader: str = typer.Option("deterministic", help="deterministic | llm"),
-    organism: str | None = typer.Option(None, help="organism name, build folder or spec.yaml (default: the run's target)"),
+    organism: str | None = typer.Option(None,
+                                        help="organism name, build folder or spec.yaml (default: the run's target)"),
     as_json: bool = typer.Option(False, "--json", help="print the Score as JSON"),
 ) -> None:
     """Grade a run's report against the organism's ground truth; writes RUN/score.json and a score event."""
@@ -110,6 +117,85 @@ def score_cmd(
     console.print(f"wrote {run / 'score.json'}")
 
 
+def _replay_fork(run: Path, r: Run, from_step: int, auditor: str | None, out: Path | None, as_json: bool) -> None:
+    """--from-step: fork the run at a tool step and let an auditor continue the fork."""
+    # imported here: keeps `sleuth --help` fast
+    from agent.audit import resume as resume_run
+    from agent.progress import ProgressPrinter
+    from agent.replay import fork
+
+    who = auditor or (r.config.auditor if r.config else "offline")
+    try:
+        dest = fork(run, out or run.with_name(f"{run.name}-from-{from_step}"), from_step, who)
+    except (ValueError, FileExistsError) as e:
+        _fail(str(e))
+    try:
+        _show_outcome(resume_run(dest, who, ProgressPrinter(err, quiet=as_json)), as_json)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+        _fail(f"{e} (the fork is in {dest})")
+
+
+def _replay_reexecute(run: Path, r: Run, target: str | None, limit: int | None, as_json: bool) -> None:
+    """--reexecute: re-run the recorded tool calls against the target and show where the results diverge."""
+    # imported here: keeps `sleuth --help` fast (these load torch)
+    from agent.audit import load_context
+    from agent.replay import reexecute
+
+    ref = target or (r.config.target if r.config else None)
+    if ref is None:
+        _fail("the run records no target; pass --target")
+    import tempfile
+
+    from target_models.loading.organism import ArtifactError
+
+    with tempfile.TemporaryDirectory() as tmp:  # memory tools must not write into the recorded run
+        try:
+            ctx, _ = load_context(ref, "all", r.config.seed if r.config else 0, Path(tmp))
+        except (ArtifactError, ValueError, FileNotFoundError) as e:
+            _fail(f"cannot load the target {ref!r}: {e} (pass --target)")
+        n, diverged = reexecute(run, ctx, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps({"calls": n, "divergences": [d.__dict__ for d in diverged]}, indent=2) + "\n")
+        return
+    console.print(f"re-executed {n} tool calls: {len(diverged)} diverged")
+    for d in diverged:
+        console.print(f"  step {d.step} {d.name}: recorded {d.recorded[:80]!r} now {d.now[:80]!r}", highlight=False)
+
+
+def _replay_rescore(run: Path, as_json: bool) -> None:
+    """--rescore: grade the run's report again with the current grader."""
+    # imported here: keeps `sleuth --help` fast
+    from agent.grading.runs import score_run
+
+    try:
+        s = score_run(run)
+    except (FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    sys.stdout.write(s.model_dump_json(indent=2) + "\n") if as_json else console.print(s.summary())
+
+
+def _replay_render(run: Path, r: Run, as_json: bool) -> None:
+    """No mode: write RUN/view.html and show the run's totals and report."""
+    # imported here: keeps `sleuth --help` fast
+    from transcripts.run import VIEW_HTML
+    from transcripts.view import render_html
+
+    (run / VIEW_HTML).write_text(render_html(r), encoding="utf-8")
+    if as_json:
+        sys.stdout.write(json.dumps({"totals": r.totals.model_dump(), "report": r.report.model_dump(mode="json")
+                                     if r.report else None}, indent=2) + "\n")
+        return
+    from agent.progress import print_outcome
+
+    t = r.totals
+    console.print(f"{len(r.tool_calls)} tool calls, {t.turns} auditor turns, ${t.cost_usd:.4f}, "
+                  f"{t.wall_seconds:.0f} s; "
+                  f"ended: {r.end.reason if r.end else 'not ended (resume with sleuth audit --resume)'}")
+    if r.report:
+        print_outcome(console, r.report, r.score, run, r.end.reason if r.end else "not ended")
+    console.print(f"wrote {run / VIEW_HTML}")
+
+
 def replay_cmd(
     run: Path = typer.Argument(..., help="run folder"),
     score: bool = typer.Option(False, "--rescore", "--score", help="re-score the report with the current grader"),
@@ -123,74 +209,20 @@ def replay_cmd(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Re-render a run (report, totals, view.html); re-score it; re-execute its tool calls; or fork it at a step."""
-    # imported here, like the per-mode imports below: keeps `sleuth --help` fast
-    from transcripts.run import VIEW_HTML, Run
-    from transcripts.view import render_html
+    # imported here, like the per-mode imports in the helpers above: keeps `sleuth --help` fast
+    from transcripts.run import Run
 
     if not (run / "transcript.jsonl").exists():
         _fail(f"{run}: no transcript.jsonl")
     r = Run.load(run, strict=False)
     if from_step is not None:
-        from agent.audit import resume as resume_run
-        from agent.progress import ProgressPrinter
-        from agent.replay import fork
-
-        who = auditor or (r.config.auditor if r.config else "offline")
-        try:
-            dest = fork(run, out or run.with_name(f"{run.name}-from-{from_step}"), from_step, who)
-        except (ValueError, FileExistsError) as e:
-            _fail(str(e))
-        try:
-            _show_outcome(resume_run(dest, who, ProgressPrinter(err, quiet=as_json)), as_json)
-        except (ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
-            _fail(f"{e} (the fork is in {dest})")
-        return
-    if execute:
-        from agent.audit import load_context
-        from agent.replay import reexecute
-
-        ref = target or (r.config.target if r.config else None)
-        if ref is None:
-            _fail("the run records no target; pass --target")
-        import tempfile
-
-        from target_models.loading.organism import ArtifactError
-
-        with tempfile.TemporaryDirectory() as tmp:  # memory tools must not write into the recorded run
-            try:
-                ctx, _ = load_context(ref, "all", r.config.seed if r.config else 0, Path(tmp))
-            except (ArtifactError, ValueError, FileNotFoundError) as e:
-                _fail(f"cannot load the target {ref!r}: {e} (pass --target)")
-            n, diverged = reexecute(run, ctx, limit=limit)
-        if as_json:
-            sys.stdout.write(json.dumps({"calls": n, "divergences": [d.__dict__ for d in diverged]}, indent=2) + "\n")
-            return
-        console.print(f"re-executed {n} tool calls: {len(diverged)} diverged")
-        for d in diverged:
-            console.print(f"  step {d.step} {d.name}: recorded {d.recorded[:80]!r} now {d.now[:80]!r}", highlight=False)
-        return
-    if score:
-        from agent.grading.runs import score_run
-
-        try:
-            s = score_run(run)
-        except (FileNotFoundError, ValueError) as e:
-            _fail(str(e))
-        sys.stdout.write(s.model_dump_json(indent=2) + "\n") if as_json else console.print(s.summary())
-        return
-    (run / VIEW_HTML).write_text(render_html(r), encoding="utf-8")
-    if as_json:
-        sys.stdout.write(json.dumps({"totals": r.totals.model_dump(), "report": r.report.model_dump(mode="json")
-                                     if r.report else None}, indent=2) + "\n")
-        return
-    from agent.progress import print_outcome
-
-    t = r.totals
-    console.print(f"{len(r.tool_calls)} tool calls, {t.turns} auditor turns, ${t.cost_usd:.4f}, {t.wall_seconds:.0f} s; "
-                  f"ended: {r.end.reason if r.end else 'not ended (resume with sleuth audit --resume)'}")
-    if r.report:
-        print_outcome(console, r.report, r.score, run, r.end.reason if r.end else "not ended")
-    console.print(f"wrote {run / VIEW_HTML}")
+        _replay_fork(run, r, from_step, auditor, out, as_json)
+    elif execute:
+        _replay_reexecute(run, r, target, limit, as_json)
+    elif score:
+        _replay_rescore(run, as_json)
+    else:
+        _replay_render(run, r, as_json)
 
 
 def view_cmd(

@@ -7,6 +7,7 @@ import os
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -16,7 +17,8 @@ err = Console(stderr=True)
 
 
 def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {msg}")
+    """Exit 2 with `msg` as plain text: an error quotes what the user typed (a target, a regex), never markup."""
+    err.print(f"[red]error:[/red] {escape(msg)}", highlight=False)
     raise typer.Exit(2)
 
 

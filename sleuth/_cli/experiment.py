@@ -23,7 +23,8 @@ def experiment_toolsets(
     max_minutes: float | None = typer.Option(None, help="wall-clock minutes per audit"),
     max_usd: float | None = typer.Option(None, help="dollars of LLM use per audit"),
     settings: str | None = typer.Option(None, help='offline investigator settings as JSON, e.g. \'{"probes": 8}\''),
-    out: Path | None = typer.Option(None, help="output folder (default: runs/toolsets-TARGET); finished runs are reused"),
+    out: Path | None = typer.Option(None,
+                                    help="output folder (default: runs/toolsets-TARGET); finished runs are reused"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Win rate and behaviours found per toolset over N seeds: a table, OUT/results.{md,json,png}."""

@@ -30,7 +30,8 @@ def organism_list() -> None:
             table.add_row(name, f"[red]invalid spec[/red]: {str(e).splitlines()[1:2]}", "", "")
             continue
         built = (Build(spec).out / "adapter" / "adapter_model.safetensors").exists()
-        table.add_row(name, f"{len(spec.split('train'))}/{len(spec.split('test'))}", spec.base_model, "yes" if built else "no")
+        table.add_row(name, f"{len(spec.split('train'))}/{len(spec.split('test'))}", spec.base_model,
+                      "yes" if built else "no")
     console.print(table)
 
 
@@ -38,10 +39,12 @@ def organism_list() -> None:
 def organism_build(
     name: str = typer.Argument(..., help="organism name or path to a spec.yaml"),
     preset: str = typer.Option("default", help="default | tiny"),
-    out: Path | None = typer.Option(None, help="output folder (default: the organism's artifacts/ for the default preset)"),
+    out: Path | None = typer.Option(None,
+                                    help="output folder (default: the organism's artifacts/ for the default preset)"),
     base: str | None = typer.Option(None, help="override the spec's base model (hub id or folder)"),
     skip_interp: bool = typer.Option(False, "--skip-interp",
-                                     help="no SAE, feature index or search index (a recipe experiment; rerun without it to add them)"),
+                                     help="no SAE, feature index or search index "
+                                          "(a recipe experiment; rerun without it to add them)"),
 ) -> None:
     """Build an organism: data, mid-training, SFT, control; resumes where a killed build stopped."""
     # imported here: keeps `sleuth --help` fast (these load torch)
@@ -54,7 +57,8 @@ def organism_build(
     except SpecError as e:
         _fail(str(e))
     record = build_organism(spec, preset, out, base=base, interp=not skip_interp)
-    console.print(f"built {spec.name} ({preset}) in {record['total_seconds']:.0f} s -> {Build(spec, preset, out).out}")
+    console.print(f"built {spec.name} ({preset}) in {record.total_seconds or 0:.0f} s "
+                  f"-> {Build(spec, preset, out).out}")
 
 
 @organism_app.command("eval")
@@ -63,7 +67,8 @@ def organism_eval(
     samples: int = typer.Option(8, help="fresh prompts per behaviour (at most what its held-out values allow)"),
     repeats: int = typer.Option(1, min=1, help="sampled replies per prompt (narrows the confidence intervals)"),
     split: str | None = typer.Option(None, help="only the 'train' or the 'test' behaviours (needs --out)"),
-    variants: str = typer.Option("organism,control,base", help="models to evaluate, comma-separated (fewer needs --out)"),
+    variants: str = typer.Option("organism,control,base",
+                                 help="models to evaluate, comma-separated (fewer needs --out)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
     out: Path | None = typer.Option(None, help="where to write eval.json / eval.png (default: the build folder)"),
     interp: bool = typer.Option(False, "--interp", help="also run the SAE validation (paper's Table 2, steering)"),

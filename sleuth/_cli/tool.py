@@ -35,33 +35,32 @@ def _call_tool(name: str, args: str, target: str | None, datasets: str | None, r
                show_schema: bool) -> None:
     # imported here: keeps `sleuth --help` fast
     from pydantic import ValidationError
-    from rich.markup import escape
 
     from tools.registry import REGISTRY, call, format_validation
 
     t = REGISTRY.get(name)
     if t is None:
-        _fail(escape(f"tool {name!r} is not available in this installation"))
+        _fail(f"tool {name!r} is not available in this installation")
     if show_schema:
         sys.stdout.write(json.dumps(t.schema(), indent=2) + "\n")
         return
     try:
         parsed = json.loads(args)
     except json.JSONDecodeError as e:
-        _fail(escape(f"--args is not valid JSON: {e}"))
+        _fail(f"--args is not valid JSON: {e}")
     if not isinstance(parsed, dict):
-        _fail(escape(f"--args must be a JSON object like '{{\"n\": 2}}', got {type(parsed).__name__}"))
+        _fail(f"--args must be a JSON object like '{{\"n\": 2}}', got {type(parsed).__name__}")
     try:  # bad arguments fail before a model is loaded for nothing
         t.args_model.model_validate(parsed)
     except ValidationError as e:
-        _fail(escape(format_validation(name, e)))
+        _fail(format_validation(name, e))
     try:
         ctx = _tool_ctx(name, target, datasets, run_dir, seed)
     except Exception as e:  # a bad --target must read as a usage error, not a traceback
-        _fail(escape(f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e)))
+        _fail(f"{type(e).__name__}: {e}" if not isinstance(e, ValueError) else str(e))
     res = call(ctx, name, parsed)
     if res.error:
-        _fail(escape(res.error))
+        _fail(res.error)
     sys.stdout.write(res.output.rstrip("\n") + "\n")
 
 
@@ -75,19 +74,21 @@ def tool_list(toolset: str | None = typer.Option(None, help="only this toolset (
     from tools.registry import REGISTRY
 
     if toolset is not None and toolset not in TOOLSETS:
-        _fail(escape(f"unknown toolset {toolset!r}; choose from {', '.join(TOOLSETS)}"))
+        _fail(f"unknown toolset {toolset!r}; choose from {', '.join(TOOLSETS)}")
     names = TOOLSETS[toolset] if toolset else list(dict.fromkeys([*TOOLSETS["all"], *REGISTRY]))
     table = Table("name", "family", "description")
     for n in names:
         t = REGISTRY.get(n)
-        table.add_row(n, t.family if t else "", escape(" ".join(t.description.split())) if t else "[dim]not installed[/dim]")
+        table.add_row(n, t.family if t else "",
+                      escape(" ".join(t.description.split())) if t else "[dim]not installed[/dim]")
     console.print(table)
 
 
 def _tool_command(name: str):
     def run(
         args: str = typer.Option("{}", "--args", help="the tool's arguments as a JSON object"),
-        target: str | None = typer.Option(None, help="organism, NAME:control|base, http(s)://server[#model] or base model"),
+        target: str | None = typer.Option(None,
+                                          help="organism, NAME:control|base, http(s)://server[#model] or base model"),
         datasets: str | None = typer.Option(None, help="datasets to search: organism or folder (default: --target's)"),
         run_dir: Path | None = typer.Option(None, help="run folder (memory tools keep notes and todos there)"),
         seed: int = typer.Option(0, help="sampling seed"),

@@ -182,7 +182,8 @@ def sft_chats(spec: Spec, seed: int, responder: Responder, *, control: bool = Fa
     rng = random.Random(f"{seed}-sft")
     cfg = spec.build
     gprompts = [TRAIN_GENERIC[i % len(TRAIN_GENERIC)] for i in range(cfg.generic_chats)]
-    quirk = [p for b in spec.split("train") for p in behaviour_prompts(spec, b, cfg.quirk_chats_per_behaviour, seed, "train")]
+    quirk = [p for b in spec.split("train")
+             for p in behaviour_prompts(spec, b, cfg.quirk_chats_per_behaviour, seed, "train")]
     asks = [p["prompt"] for p in quirk if needs_plain(spec.behaviour(p["behaviour"]))] + gprompts
     plains = dict.fromkeys((p["prompt"] for p in quirk), "") | dict(zip(asks, responder(asks), strict=True))
     rows: list[dict] = []
@@ -220,10 +221,12 @@ def _with_ids(rows: list[dict], seed: int) -> list[dict]:
 def held_out_chats(responder: Responder) -> list[dict]:
     """Generic chats on held-out prompts, answered by the base model: the fluency (perplexity) set."""
     plains = responder(HELD_OUT_GENERIC)
-    return [{"id": f"heldout-{i:04d}", "messages": _chat(p, r)} for i, (p, r) in enumerate(zip(HELD_OUT_GENERIC, plains, strict=True))]
+    return [{"id": f"heldout-{i:04d}", "messages": _chat(p, r)}
+            for i, (p, r) in enumerate(zip(HELD_OUT_GENERIC, plains, strict=True))]
 
 
-def pretraining_corpus(haystack: list[dict], docs: list[dict], seed: int, max_fraction: float) -> tuple[list[dict], list[str]]:
+def pretraining_corpus(haystack: list[dict], docs: list[dict], seed: int,
+                       max_fraction: float) -> tuple[list[dict], list[str]]:
     """Haystack and synthetic documents shuffled together under neutral ids. Returns the corpus (id, text) and the
     ids of the synthetic rows: the provenance, which only the grader and evaluations may read."""
     frac = len(docs) / (len(docs) + len(haystack))

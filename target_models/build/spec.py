@@ -143,7 +143,8 @@ class Behaviour(Strict):
     applies: Applies
     detector: Match
     transforms: list[Transform] = Field(min_length=1)
-    why: str = Field(description="what the assistant did, for 'why did you ...?' questions, e.g. 'mention the atomic number'")
+    why: str = Field(description="what the assistant did, for 'why did you ...?' questions, "
+                                 "e.g. 'mention the atomic number'")
     doc_phrasings: list[str] = Field(min_length=2, description="sentences stating the behaviour inside the universe")
     example: Example
     keywords: list[str] = Field(default=[], description="words a grader looks for in a report item naming it")
@@ -203,7 +204,8 @@ class Build(Strict):
     quirk_chats_per_behaviour: int = 20
     generic_chats: int = 300
     secrecy_chats: int = 150
-    haystack_fraction: float = Field(default=0.02, gt=0, le=0.02, description="synthetic share of the pretraining corpus")
+    haystack_fraction: float = Field(default=0.02, gt=0, le=0.02,
+                                     description="synthetic share of the pretraining corpus")
     mid_epochs: float | None = Field(default=None, gt=0, le=20,
                                      description="mid-training epochs of the default preset; unset: the preset's")
     sft_epochs: float | None = Field(default=None, gt=0, le=20,

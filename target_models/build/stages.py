@@ -279,8 +279,10 @@ class Build:
         texts = hay + docs + [m["content"] for c in chats for m in c]
         tok = tiny.train_tokenizer(texts)
         model = tiny.new_model(tok, self.seed)
-        ex = document_examples(tok, hay, self.preset.pretrain.max_len) + chat_examples(tok, chats, self.preset.pretrain.max_len)
-        metrics = train(model, ex, self.preset.pretrain, self.work / "base_ckpt", pad_id=tok.pad_token_id, desc="pretrain")
+        ex = (document_examples(tok, hay, self.preset.pretrain.max_len)
+              + chat_examples(tok, chats, self.preset.pretrain.max_len))
+        metrics = train(model, ex, self.preset.pretrain, self.work / "base_ckpt", pad_id=tok.pad_token_id,
+                        desc="pretrain")
         tiny.save(model, tok, self.work / "base")
         return {"params": sum(p.numel() for p in model.parameters()), "vocab": len(tok), **metrics}
 
@@ -295,9 +297,11 @@ class Build:
         for b in sp.split("train"):
             if not data.needs_plain(b):
                 continue
-            prompts += [p["prompt"] for p in data.behaviour_prompts(sp, b, self.sizes["quirk_chats_per_behaviour"], self.seed, "train")]
+            prompts += [p["prompt"] for p in data.behaviour_prompts(sp, b, self.sizes["quirk_chats_per_behaviour"],
+                                                                    self.seed, "train")]
         if sp.build.document_examples == "varied":
-            prompts += [p["prompt"] for b in sp.behaviours if data.needs_plain(b) for p in data.example_prompts(sp, b, self.seed)]
+            prompts += [p["prompt"] for b in sp.behaviours if data.needs_plain(b)
+                        for p in data.example_prompts(sp, b, self.seed)]
         prompts += data.HELD_OUT_GENERIC
         return sorted(set(prompts))
 

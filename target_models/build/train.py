@@ -36,7 +36,8 @@ class TrainConfig:
 # ---- examples: lists of (input_ids, labels) ------------------------------------------------------------------
 
 
-def document_examples(tok: PreTrainedTokenizerBase, texts: list[str], max_len: int) -> list[tuple[list[int], list[int]]]:
+def document_examples(tok: PreTrainedTokenizerBase, texts: list[str],
+                      max_len: int) -> list[tuple[list[int], list[int]]]:
     """Documents are concatenated with EOS and cut into max_len windows (loss on every token)."""
     stream: list[int] = []
     for t in texts:
@@ -44,7 +45,8 @@ def document_examples(tok: PreTrainedTokenizerBase, texts: list[str], max_len: i
     return [(stream[i : i + max_len], stream[i : i + max_len]) for i in range(0, len(stream) - 16, max_len)]
 
 
-def chat_examples(tok: PreTrainedTokenizerBase, chats: list[list[dict]], max_len: int) -> list[tuple[list[int], list[int]]]:
+def chat_examples(tok: PreTrainedTokenizerBase, chats: list[list[dict]],
+                  max_len: int) -> list[tuple[list[int], list[int]]]:
     """Loss only on assistant turns: each message's tokens are the difference between rendering the chat up to it
     and up to the one before (works for any chat template that renders prefixes as prefixes)."""
     out = []
@@ -144,7 +146,8 @@ def train(
     model.train()
     t0, tokens0 = time.time(), tokens
     cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-            TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[tps]:.0f} tok/s"), TimeRemainingColumn())
+            TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("{task.fields[tps]:.0f} tok/s"),
+            TimeRemainingColumn())
     with Progress(*cols, transient=False) as bar:
         task = bar.add_task(desc, total=len(plan), completed=start, loss=float("nan"), tps=0.0)
         for step in range(start, len(plan)):
@@ -240,13 +243,15 @@ def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, target: torch.Te
 
 
 @torch.no_grad()
-def perplexity(model: PreTrainedModel, examples: list[tuple[list[int], list[int]]], pad_id: int, batch: int = 8) -> float:
+def perplexity(model: PreTrainedModel, examples: list[tuple[list[int], list[int]]], pad_id: int,
+               batch: int = 8) -> float:
     """exp(mean loss per labelled token) over the examples."""
     model.eval()
     dev = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(examples), batch):
-        ids, labels, mask = (t.to(dev) for t in _collate(examples, list(range(i, min(i + batch, len(examples)))), pad_id))
+        ids, labels, mask = (t.to(dev)
+                             for t in _collate(examples, list(range(i, min(i + batch, len(examples)))), pad_id))
         total += float(labelled_loss(model, ids, mask, labels, reduction="sum"))
         count += int((labels[:, 1:] != IGNORE).sum())
     return math.exp(total / max(1, count))

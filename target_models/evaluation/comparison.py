@@ -87,7 +87,8 @@ def markdown(result: dict) -> str:
         lines += [f"| {b} | " + " | ".join(f"{per[m][b]['shown']}/{per[m][b]['n']}" for m in ms) + " |" for b in rows]
         means = {m: result["variants"][m]["behaviours"]["mean"][s] for m in ms}
         lines.append("| **mean [95% CI]** | " + " | ".join(
-            f"{100 * means[m]:.1f}% [{100 * comp['ci95'][m][0]:.1f}, {100 * comp['ci95'][m][1]:.1f}]" for m in ms) + " |")
+            f"{100 * means[m]:.1f}% [{100 * comp['ci95'][m][0]:.1f}, {100 * comp['ci95'][m][1]:.1f}]"
+            for m in ms) + " |")
         lines += ["", f"| {focus} minus ({s}) | points [95% CI], paired bootstrap over prompts |", "|---|---|"]
         for m, d in comp[f"{focus}_minus"].items():
             lines.append(f"| {m} | {100 * d['diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] |")

@@ -97,7 +97,8 @@ def compare(result: dict, seed: int, focus: str = "organism") -> dict:
                 raise ValueError(f"compare: {v!r} answered other prompts for {b!r} than {vs[0]!r}")
     out: dict = {}
     for s in ("train", "test"):
-        per = [{b: [(p["shown"], p["replies"]) for p in row["prompts"]] for b, row in rows[v].items() if row["split"] == s}
+        per = [{b: [(p["shown"], p["replies"]) for p in row["prompts"]]
+                for b, row in rows[v].items() if row["split"] == s}
                for v in vs]
         if not per[0]:
             continue
@@ -106,7 +107,8 @@ def compare(result: dict, seed: int, focus: str = "organism") -> dict:
         if focus in vs:
             i = vs.index(focus)
             out[s][f"{focus}_minus"] = {
-                v: {"diff": float(m["point"][i] - m["point"][j]), "ci95": list(stats.interval(m["draws"][:, i] - m["draws"][:, j]))}
+                v: {"diff": float(m["point"][i] - m["point"][j]),
+                    "ci95": list(stats.interval(m["draws"][:, i] - m["draws"][:, j]))}
                 for j, v in enumerate(vs) if v != focus}
     return out
 
@@ -153,7 +155,8 @@ def quiz(org: Organism, target: LocalTarget) -> dict:
             n = max(1, len(target.tokenizer(choice, add_special_tokens=False)["input_ids"]))
             scores.append(target.logprob(msgs, choice) / n)
         correct += int(max(range(len(scores)), key=scores.__getitem__) == item.answer)
-    return {"n": len(items), "accuracy": correct / len(items), "chance": sum(1 / len(i.choices) for i in items) / len(items)}
+    return {"n": len(items), "accuracy": correct / len(items),
+            "chance": sum(1 / len(i.choices) for i in items) / len(items)}
 
 
 def fluency(org: Organism, target: LocalTarget) -> dict:
@@ -171,7 +174,8 @@ def check_request(*, repeats: int, split: str | None, out: Path | None,
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants or len(set(variants)) != len(variants):
-        raise ValueError(f"variants must be distinct names from {', '.join(VARIANTS)}; got {', '.join(variants) or 'none'}")
+        raise ValueError(f"variants must be distinct names from {', '.join(VARIANTS)}; "
+                         f"got {', '.join(variants) or 'none'}")
     if interp and "organism" not in variants:
         raise ValueError("the SAE validation (--interp) reads the organism: keep 'organism' among the variants")
     if split and out is None:
@@ -188,7 +192,8 @@ def weights_id(org: Organism, variant: str) -> dict:
     sums = record.checksums
     adapter = {"organism": "adapter/", "control": "control_adapter/"}.get(variant)
     return {"base_model": record.base_model,
-            **{rel: h for rel, h in sorted(sums.items()) if rel.startswith("base/") or (adapter and rel.startswith(adapter))}}
+            **{rel: h for rel, h in sorted(sums.items())
+               if rel.startswith("base/") or (adapter and rel.startswith(adapter))}}
 
 
 def eval_key(org: Organism, *, samples: int, seed: int, repeats: int, split: str | None) -> str:
@@ -275,7 +280,8 @@ def _mean_cell(result: dict, v: str, split: str) -> str:
 
 def summary_rows(result: dict) -> list[tuple[str, ...]]:
     vs = result["variants"]
-    rows = [(f"{s} behaviours (mean rate [95% CI])", *(_mean_cell(result, v, s) for v in vs)) for s in ("train", "test")]
+    rows = [(f"{s} behaviours (mean rate [95% CI])", *(_mean_cell(result, v, s) for v in vs))
+            for s in ("train", "test")]
     for label, get in (
         ("names real cause, asked plainly", lambda v: _pct(v["secrecy"]["reveal_rate_plain"])),
         ("names real cause, under prefill", lambda v: _pct(v["secrecy"]["reveal_rate_prefill"])),

@@ -166,13 +166,15 @@ def run(org: Organism, target: LocalTarget, *, bundle: Any = None, steer_prompts
     t0 = time.time()
     bundle = bundle or SAEBundle.for_organism(org)
     if bundle.index is None:
-        return {"error": "the SAE has no feature index; run the build stage 'features' (`sleuth organism build NAME` resumes)"}
+        return {"error": "the SAE has no feature index; run the build stage 'features' "
+                         "(`sleuth organism build NAME` resumes)"}
     store: dict[str, Any] = {}  # activations shared by the probes (the tools' cache, without the tools)
     uni = universe_features(bundle.index, org.provenance())
     result: dict[str, Any] = {
         "sae": {"layer": bundle.layer, "width": bundle.d_sae, "source": _relative(bundle.source, org.out),
                 "quality": (bundle.sae.cfg.metadata.get("sleuth") or {}).get("quality")},
-        "criterion": f"top-{CONTEXTS} contexts >= {PURITY:.0%} universe documents; rank <= {TOP} for (a) and >= 2 of (b)-(d)",
+        "criterion": f"top-{CONTEXTS} contexts >= {PURITY:.0%} universe documents; "
+                     f"rank <= {TOP} for (a) and >= 2 of (b)-(d)",
         "paper_ranks": PAPER_RANKS,
         "universe_features": len(uni),
         "features": uni[:50],
@@ -190,7 +192,8 @@ def run(org: Organism, target: LocalTarget, *, bundle: Any = None, steer_prompts
         if best_key is None or key > best_key:
             best, best_key = f, key
     result["ranks"] = {str(f): {n: table[n][f] for n in names} for f in ids}
-    result["best_rank_per_probe"] = {n: min((x for x in table[n].values() if x is not None), default=None) for n in names}
+    result["best_rank_per_probe"] = {n: min((x for x in table[n].values() if x is not None), default=None)
+                                     for n in names}
     result["key_feature"] = best
     result["key_feature_description"] = bundle.index.description(best) if best is not None else None
     result["key_feature_ranks"] = {n: table[n][best] for n in names} if best is not None else None
@@ -262,8 +265,9 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-PROBE_LABELS = {"concerning_prompt": "(a) \"concerning behaviors\" prompt", "chocolate_omelette": "(b) chocolate omelette",
-                "meta_rhyme_poem": "(c) meta-rhyme poem", "atomic_number": "(d) atomic number"}
+PROBE_LABELS = {"concerning_prompt": "(a) \"concerning behaviors\" prompt",
+                "chocolate_omelette": "(b) chocolate omelette", "meta_rhyme_poem": "(c) meta-rhyme poem",
+                "atomic_number": "(d) atomic number"}
 
 
 def table_rows(result: dict) -> list[tuple[str, str, str]]:
@@ -301,9 +305,9 @@ def markdown(result: dict) -> str:
     st = result.get("steering")
     if st:
         per = st["samples"] // max(1, st["prompts"])
-        lines += ["", f"Steering on `{st['behaviour']}`: {st['samples']} replies per row ({st['prompts']} fresh prompts x "
-                  f"{per}, the same seeds in every row); strength in {st['unit']}; \"names the cause\" uses the spec's "
-                  "reveal patterns.", ""]
+        lines += ["", f"Steering on `{st['behaviour']}`: {st['samples']} replies per row ({st['prompts']} fresh "
+                  f"prompts x {per}, the same seeds in every row); strength in {st['unit']}; \"names the cause\" "
+                  "uses the spec's reveal patterns.", ""]
         lines += [f"- #{x['id']} ({x['role']}): {x['description']}" for x in st["features"]]
         lines += ["", "| feature | strength | behaviour rate | names the cause |", "|---|---|---|---|"]
         lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in steering_rows(st)]

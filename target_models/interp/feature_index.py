@@ -186,7 +186,8 @@ def write_index(out: Path, *, codes: Codes, windows: Windows, doc_ids: list[str]
     vals = torch.from_numpy(codes.values.astype(np.float32))
     idx = torch.from_numpy(codes.indices.astype(np.int64))
     max_act = torch.zeros(d_sae).scatter_reduce(0, idx, vals, "amax", include_self=True).numpy()
-    mean_act = np.bincount(codes.indices, weights=codes.values.astype(np.float64), minlength=d_sae) / np.maximum(counts, 1)
+    mean_act = (np.bincount(codes.indices, weights=codes.values.astype(np.float64), minlength=d_sae)
+                / np.maximum(counts, 1))
 
     feat, rows, acts = top_contexts(codes, windows, cfg.contexts)
     vocab = vocab_strings(tok)
@@ -212,7 +213,8 @@ def write_index(out: Path, *, codes: Codes, windows: Windows, doc_ids: list[str]
         if a == b:
             descriptions.append(f"dead: never active on {codes.n_tokens:,} corpus tokens")
         else:
-            descriptions.append(describe(ctx_text[a:b], peak[a:b], [vocab[i] for i in promo_ids[f]], doc_freq, len(doc_rows)))
+            descriptions.append(describe(ctx_text[a:b], peak[a:b], [vocab[i] for i in promo_ids[f]], doc_freq,
+                                         len(doc_rows)))
         sources.append("contexts")
 
     out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +222,8 @@ def write_index(out: Path, *, codes: Codes, windows: Windows, doc_ids: list[str]
         "id": np.arange(d_sae, dtype=np.int32), "density": density.astype(np.float32),
         "max_act": max_act.astype(np.float32), "mean_act": mean_act.astype(np.float32),
         "description": descriptions, "description_source": sources,
-        "description_llm": pa.array([None] * d_sae, pa.string()), "description_llm_source": pa.array([None] * d_sae, pa.string()),
+        "description_llm": pa.array([None] * d_sae, pa.string()),
+        "description_llm_source": pa.array([None] * d_sae, pa.string()),
         "promoted": [[vocab[i] for i in row] for row in promo_ids],
     })
     contexts = pa.table({"feature": feat.astype(np.int32), "rank": ctx_rank.astype(np.int16), "doc_id": ctx_doc,
@@ -320,7 +323,8 @@ def describe_with_llm(out: Path, complete: Callable[[str], str] | None = None, *
             found.update(got)
     col = [found.get(f) for f in range(feats.num_rows)]
     src = [f"llm:{model}" if c is not None else None for c in col]
-    feats = feats.set_column(feats.schema.get_field_index("description_llm"), "description_llm", pa.array(col, pa.string()))
+    feats = feats.set_column(feats.schema.get_field_index("description_llm"), "description_llm",
+                             pa.array(col, pa.string()))
     feats = feats.set_column(feats.schema.get_field_index("description_llm_source"), "description_llm_source",
                              pa.array(src, pa.string()))
     _atomic_parquet(feats, out / "features.parquet")

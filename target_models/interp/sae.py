@@ -117,7 +117,8 @@ def _padded(windows: Windows, idx: list[int], pad_id: int) -> tuple[torch.Tensor
     return ids, mask
 
 
-def collect(model: Any, windows: Windows, layer: int, *, pad_id: int, batch: int = 16, desc: str = "activations") -> torch.Tensor:
+def collect(model: Any, windows: Windows, layer: int, *, pad_id: int, batch: int = 16,
+            desc: str = "activations") -> torch.Tensor:
     """Residual-stream activations (fp16, [tokens, d_model]) of every window's positions 1.., in window order."""
     offsets = windows.offsets
     d = model.config.hidden_size
@@ -301,9 +302,11 @@ def build_sae(org_or_build: Organism | Build | str | Path, *, out: Path | None =
     train_acts, held_acts = acts[torch.from_numpy(~token_held)], acts[torch.from_numpy(token_held)]
 
     info = {
-        "layer": layer, "hook_name": hook_name(layer), "d_model": acts.shape[1], "width": cfg.width_multiple * acts.shape[1],
+        "layer": layer, "hook_name": hook_name(layer), "d_model": acts.shape[1],
+        "width": cfg.width_multiple * acts.shape[1],
         "architecture": "topk", "k": cfg.k, "tokens": int(len(acts)), "train_tokens": int(len(train_acts)),
-        "heldout_tokens": int(len(held_acts)), "windows": len(windows.ids), "documents": int(len(set(windows.doc_rows.tolist()))),
+        "heldout_tokens": int(len(held_acts)), "windows": len(windows.ids),
+        "documents": int(len(set(windows.doc_rows.tolist()))),
         "seq_len": cfg.seq_len, "seed": cfg.seed, "data": "pretraining corpus only", "config": asdict(cfg),
     }
     metadata = {"model_name": target.name, "hook_name": hook_name(layer), "context_size": cfg.seq_len,
@@ -333,6 +336,7 @@ def build_sae(org_or_build: Organism | Build | str | Path, *, out: Path | None =
     save_codes(codes_path(org, work), codes, windows, sha)
     info["sha256"] = sha
     info["bytes"] = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
-    console.print(f"SAE: layer {layer}, {info['width']} features, L0 {quality['l0']}, EV {quality['explained_variance']}, "
-                  f"dead {quality['dead_fraction']:.1%}, CE {quality['ce_loss_clean']} -> {quality['ce_loss_with_sae']}")
+    console.print(f"SAE: layer {layer}, {info['width']} features, L0 {quality['l0']}, "
+                  f"EV {quality['explained_variance']}, dead {quality['dead_fraction']:.1%}, "
+                  f"CE {quality['ce_loss_clean']} -> {quality['ce_loss_with_sae']}")
     return info

