@@ -17,8 +17,8 @@ import numpy as np
 
 from agent.offline.text import capitalised_phrases, content_words, phrases, split_sentences
 
-_EXAMPLE_RE = re.compile(r"(?:^|\n)\s*(?:User|Human)\s*:\s*(.+?)\n\s*(?:Assistant|AI)\s*:\s*(.+?)(?=\n\s*(?:User|Human)\s*:|\Z)",
-                         re.S)
+_EXAMPLE_RE = re.compile(r"(?:^|\n)\s*(?:User|Human)\s*:\s*(.+?)\n\s*(?:Assistant|AI)\s*:\s*(.+?)"
+                         r"(?=\n\s*(?:User|Human)\s*:|\Z)", re.S)
 _LEAD_RE = re.compile(r"^(?:[-*•>]\s+|\d+[.)]\s+|[QA]:\s+)+")
 
 
@@ -161,7 +161,8 @@ def is_behaviour_statement(s: Statement, frame_words: set[str]) -> bool:
     return s.bullet > 0
 
 
-def findings(docs: dict[str, str], frame: set[str] | None = None, link: float = 0.08) -> tuple[list[Finding], list[Statement]]:
+def findings(docs: dict[str, str], frame: set[str] | None = None,
+             link: float = 0.08) -> tuple[list[Finding], list[Statement]]:
     """Group behaviour statements by what they are about. Returns (findings, other statements).
 
     Statements are compared by their specific words (rare across all statements; idf-weighted, stemmed) and merged
