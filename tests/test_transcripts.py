@@ -188,6 +188,25 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder_and_a_killed_holde
     assert [e.seq for e in read_events(p)] == [0, 1, 2]
 
 
+def test_closing_a_writer_unlocks_the_run_even_when_a_forked_child_shares_its_files(tmp_path):
+    p = tmp_path / "transcript.jsonl"
+    w = TranscriptWriter(p)
+    w.run_start({"target": "t", "auditor": "a"})
+    pid = os.fork()  # as the grep tool's worker does, mid-audit
+    if pid == 0:
+        import time
+
+        time.sleep(30)
+        os._exit(0)
+    try:
+        w.close()
+        with TranscriptWriter(p, resume=True) as again:
+            again.note("scored while the child lives", kind="resume")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
 def test_torn_last_line_is_reported_and_cut_on_resume(tmp_path):
     p = tmp_path / "transcript.jsonl"
     w = write_full_run(p)

@@ -79,6 +79,18 @@ def _serve(text: str, inp: int, out: int) -> None:
             _send(out, ("error", f"{type(e).__name__}: {e}"))
 
 
+def _close_inherited(keep: set[int]) -> None:
+    """In a forked child: close every file the parent had open but `keep`, so that the child holds no lock (a run's
+    transcript lock) or file of the parent's past the parent's own use of it."""
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the directory listing's own descriptor, already gone
+
+
 class Worker:
     """One search process per dataset text; killed after a timeout and forked again on the next search."""
 
@@ -110,8 +122,7 @@ class Worker:
         pid = os.fork()
         if pid == 0:  # the child: serve until the parent closes the pipe or kills us
             try:
-                os.close(to_w)
-                os.close(frm_r)
+                _close_inherited(keep={to_r, frm_w})
                 _serve(self.text, to_r, frm_w)
             finally:
                 os._exit(0)

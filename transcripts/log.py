@@ -295,7 +295,10 @@ class TranscriptWriter:
             self._f.close()
             self._f = None
         if self._lock is not None:
-            self._lock.close()  # closing the file releases the lock
+            # Unlock explicitly: a process forked meanwhile (the grep tool's worker) shares the open file, and the
+            # lock would live on with its copy.
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
             self._lock = None
 
     def __enter__(self) -> TranscriptWriter:
