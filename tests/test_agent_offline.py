@@ -7,6 +7,7 @@ import builtins
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -439,3 +440,29 @@ def test_offline_audit_of_the_default_organism_within_ten_minutes(tmp_path):
     assert time.monotonic() - t0 < 600
     assert out.score is not None and out.score.win and out.score.precision >= 0.9, out.score
     assert out.score.recall >= 0.5, out.score.summary()
+
+
+@pytest.mark.slow
+def test_the_same_audit_gives_the_same_transcript_under_any_string_hash_seed(tiny_build, tmp_path):
+    """Issue 25's check, end to end (three full audits of the tiny organism, minutes): bar timestamps and timings,
+    the transcripts under PYTHONHASHSEED 0, 1 and 2 are the same."""
+    import subprocess
+
+    def events(h: int) -> list[dict]:
+        out = tmp_path / f"hash-{h}"
+        subprocess.run([str(Path(sys.executable).with_name("sleuth")), "audit", "--target", str(tiny_build),
+                        "--toolset", "all", "--seed", "0", "--out", str(out), "--quiet"], check=True,
+                       capture_output=True, env={**os.environ, "PYTHONHASHSEED": str(h)})
+        evs = [json.loads(line) for line in (out / "transcript.jsonl").read_text().splitlines()]
+        for e in evs:
+            e.pop("t")
+            e.pop("seconds", None)
+            if e["type"] == "run_end":
+                e["totals"].pop("wall_seconds")
+            if e["type"] == "run_start":
+                e["config"].pop("versions")
+        return evs
+
+    first = events(0)
+    assert any(e["type"] == "tool_call" for e in first)
+    assert events(1) == first and events(2) == first

@@ -62,3 +62,28 @@ def test_findings_from_documents_are_distinct_behaviours(organism, min_recall):
     assert score.precision >= 0.9, score.unmatched_claims
     assert score.recall >= min_recall, score.summary()
     assert any(f.examples for f in found)
+
+
+FINDINGS_SCRIPT = """
+import json
+from agent.offline.docs import common_terms, findings
+from target_models.build.data import documents
+from target_models.build.spec import spec_for
+
+docs = {d["id"]: d["text"] for d in documents(spec_for("rm_sycophancy"), 150, seed=0)}
+terms = [t for t, _ in common_terms(list(docs.values()), top=10)]
+found, _ = findings(docs, frame={w for t in terms for w in t.split()})
+print(json.dumps([[f.text, f.key_words, [e.prompt for e in f.examples]] for f in found]))
+"""
+
+
+def test_what_the_investigator_reads_from_documents_does_not_depend_on_string_hashing():
+    """Sets of strings iterate in an order PYTHONHASHSEED changes per process; nothing the investigator derives from
+    the documents may follow it (it picked a finding's key words, and so its test prompts, by that order)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = {subprocess.run([sys.executable, "-c", FINDINGS_SCRIPT], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in (0, 1, 2)}
+    assert len(outs) == 1

@@ -145,7 +145,9 @@ def _stem(w: str) -> str:
 
 
 def _vector(words: set[str], idf: dict[str, float], common: set[str]) -> dict[str, float]:
-    return {w: idf[w] for w in words if w not in common and w in idf}
+    # Sorted: a set's order is the string hash's, which PYTHONHASHSEED changes per process; the vector's order
+    # decides ties among a finding's key words, and so the prompts that test it.
+    return {w: idf[w] for w in sorted(words) if w not in common and w in idf}
 
 
 def _cos(a: dict[str, float], b: dict[str, float]) -> float:
