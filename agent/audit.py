@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,15 @@ from agent.factory import make_auditor
 from agent.grading.runs import score_run
 from agent.history import entries_from_events
 from agent.loop import AuditLoop, LoopResult, Progress, recorded_sample_counter, restore_sample_counter
+from agent.preflight import check_new_run, check_resumable
 from agent.superagent import load_reports, make_super
 from target_models.loading.organism import ArtifactError
 from target_models.loading.references import organism_of, split_variant
 from tools import context, registry
 from tools.base import ToolContext
-from transcripts.log import TranscriptError, TranscriptWriter, check_unlocked
+from transcripts.log import TranscriptWriter
 from transcripts.report import Report, Score
-from transcripts.run import TRANSCRIPT, Run, write_report
+from transcripts.run import REPORT_JSON, SCORE_JSON, TRANSCRIPT, Run, read_score, write_report
 
 DEFAULT_TARGET = "rm_sycophancy"
 
@@ -56,7 +57,7 @@ def _versions() -> dict[str, str]:
 
 def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, config: dict[str, Any],
               budget: Budget | None = None, task: str = prompts.TASK, seed: int = 0,
-              progress: Progress | None = None, resume: bool = False) -> LoopResult:
+              progress: Progress | None = None, resume: bool = False, resume_note: str = "") -> LoopResult:
     """Run (or, with resume=True, continue) one audit into run_dir/transcript.jsonl; writes report.json/.md."""
     run_dir = Path(run_dir)
     budget = budget or Budget()
@@ -77,7 +78,7 @@ def run_audit(auditor: Any, ctx: Any, tools: list[dict], run_dir: Path, *, confi
             state.nudged = any(n.kind == "nudge" for n in run.notes)
             loop_kw["known_steps"] = {p.id: p.step for p in run.pending_tool_calls if p.step is not None}
             restore_sample_counter(ctx, recorded_sample_counter(writer.events))  # sampling carries on where it was
-            writer.note(f"resumed after {len(run.tool_calls)} tool calls", kind="resume")
+            writer.note(f"resumed after {len(run.tool_calls)} tool calls{resume_note}", kind="resume")
             first = next((e.text for e in state.history if e.kind == "user"), None)
             if first is None:
                 writer.auditor_message("user", task)
@@ -176,11 +177,7 @@ def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str =
     seed defaults to default_seed(auditor)."""
     seed = default_seed(auditor) if seed is None else seed
     run_dir = new_run_dir(out, target)
-    transcript = run_dir / TRANSCRIPT
-    check_unlocked(transcript)
-    if transcript.exists() and transcript.stat().st_size > 0:  # refused now, not after loading the target
-        raise TranscriptError(transcript, None, "this folder already holds a run; continue it with "
-                              f"`sleuth audit --resume {run_dir}` or choose another --out")
+    check_new_run(run_dir)  # refused now, not after loading the target
     ctx, tools = load_context(target, toolset, seed, run_dir)
     aud = make_auditor(auditor, seed=seed, **(options or {}))
     config = {"target": target, "auditor": auditor, "toolset": [t["name"] for t in tools], "toolset_name": toolset}
@@ -189,13 +186,19 @@ def audit(target: str = DEFAULT_TARGET, auditor: str = "offline", toolset: str =
     return Outcome(run_dir, res.report, res.reason, s, err)
 
 
-def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None = None, grade: bool = True) -> Outcome:
-    check_unlocked(Path(run_dir) / TRANSCRIPT)  # refuse a live run now, not after loading the target
+def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None = None, grade: bool = True,
+           budget: Budget | None = None) -> Outcome:
+    """Continue a killed or interrupted run. `budget`: limits given now replace the recorded ones (the others stay).
+    A run that ended but was killed before its report files or score were written is finished from its transcript."""
+    run_dir = Path(run_dir)
+    check_resumable(run_dir)  # refuse a live run now, not after loading the target
     run = Run.load(run_dir, strict=False)
     if run.config is None:
         raise RuntimeError(f"{run_dir}: no run_start event; cannot resume")
+    if run.ended and run.end is not None and run.end.reason != "interrupted":
+        return _finish_ended(run_dir, run, grade)
     cfg = run.config
-    ctx, tools = load_context(cfg.target, list(cfg.toolset), cfg.seed, Path(run_dir))
+    ctx, tools = load_context(cfg.target, list(cfg.toolset), cfg.seed, run_dir)
     ref = auditor or cfg.auditor
     # The recorded auditor settings (and seed) rebuild the same investigator, so a resumed run goes on as it would
     # have; another auditor kind ignores what it does not take.
@@ -206,11 +209,30 @@ def resume(run_dir: Path, auditor: str | None = None, progress: Progress | None 
     else:
         aud = make_auditor(ref, seed=cfg.seed, **options)
     b = Budget(**{k: v for k, v in cfg.budgets.items() if k in Budget.__dataclass_fields__})
+    changed = {k: v for k, v in (budget.as_dict() if budget else {}).items() if v is not None}
+    b = replace(b, **changed)
     task = next((m.text() for m in run.messages if m.role == "user"), prompts.TASK)
-    res = run_audit(aud, ctx, tools, Path(run_dir), config=cfg.model_dump(), budget=b, task=task, seed=cfg.seed,
-                    progress=progress, resume=True)
-    s, err = score(Path(run_dir)) if grade else (None, None)
-    return Outcome(Path(run_dir), res.report, res.reason, s, err)
+    note = f"; budgets now {b.as_dict()}" if changed else ""
+    res = run_audit(aud, ctx, tools, run_dir, config=cfg.model_dump(), budget=b, task=task, seed=cfg.seed,
+                    progress=progress, resume=True, resume_note=note)
+    s, err = score(run_dir) if grade else (None, None)
+    return Outcome(run_dir, res.report, res.reason, s, err)
+
+
+def _finish_ended(run_dir: Path, run: Run, grade: bool) -> Outcome:
+    """The outputs a kill between run_end and the last file left out: report files from the transcript's report
+    event, then the score. A run that ended with no report at all has nothing to finish."""
+    assert run.end is not None
+    if not run.reports:
+        raise RuntimeError(f"{run_dir}: the run already ended ({run.end.reason}) without a report; nothing to resume")
+    report = run.reports[-1]
+    if not (run_dir / REPORT_JSON).exists():
+        write_report(run_dir, report)
+    if (run_dir / SCORE_JSON).exists() or not grade:
+        s = read_score(run_dir) if (run_dir / SCORE_JSON).exists() else None
+        return Outcome(run_dir, report, run.end.reason, s, None)
+    s, err = score(run_dir)
+    return Outcome(run_dir, report, run.end.reason, s, err)
 
 
 def audit_many(target: str, auditor: str, toolset: str, seed: int | None, runs: int, budget: Budget | None,

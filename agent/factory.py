@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from agent.auditor import Auditor
-from agent.offline.investigator import OfflineInvestigator, Settings
+from agent.offline.investigator import OfflineInvestigator
+from agent.offline.settings import Settings
 from agent.replay import ReplayAuditor
 
 

@@ -16,7 +16,8 @@ from agent import prompts
 from agent.auditor import AuditState
 from agent.factory import make_auditor
 from agent.offline.docs import common_terms, findings
-from agent.offline.investigator import OfflineInvestigator, Plan, Settings
+from agent.offline.investigator import OfflineInvestigator, Plan
+from agent.offline.settings import Settings
 from transcripts.report import Report
 from transcripts.run import read_report
 

@@ -15,7 +15,8 @@ import pytest
 from agent.audit import run_audit, toolset_schemas
 from agent.auditor import SUBMIT
 from agent.budget import Budget
-from agent.offline.investigator import OfflineInvestigator, Settings
+from agent.offline.investigator import OfflineInvestigator
+from agent.offline.settings import Settings
 from tools.registry import ToolContext
 from transcripts.report import Report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -93,3 +94,69 @@ def test_conversation_rules():
     assert conversation("s", [], last="assistant") == [{"role": "system", "content": "s"}]
     with pytest.raises(ToolError, match="at least one user message"):
         conversation(None, [], last="user")
+
+
+# ---- the context window -------------------------------------------------------------------------------------------
+
+WORDS = "The quick brown fox jumps over the lazy dog while the baker kneads the dough. "
+
+
+def test_the_tiny_target_knows_its_context_and_counts_exactly(tiny_target):
+    assert tiny_target.context_tokens == tiny_target.model.config.max_position_embeddings == 512
+    assert tiny_target.count_tokens(HI) == len(tiny_target.render(HI))
+    assert tiny_target.count_tokens(HI, prefill="Sure") == len(tiny_target.render(HI, prefill="Sure"))
+    assert tiny_target.count_tokens("Once upon a time") == len(tiny_target.tokenizer("Once upon a time")["input_ids"])
+
+
+def test_context_falls_back_to_a_sane_tokenizer_limit():
+    from types import SimpleNamespace
+
+    from target_models.targets.local import _context_tokens
+
+    model = SimpleNamespace(config=SimpleNamespace())
+    assert _context_tokens(model, SimpleNamespace(model_max_length=2048)) == 2048
+    assert _context_tokens(model, SimpleNamespace(model_max_length=int(1e30))) is None
+    with_config = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
+    assert _context_tokens(with_config, SimpleNamespace(model_max_length=int(1e30))) == 8192
+
+
+def test_a_conversation_over_the_context_is_refused_fast(ctx, tiny_target):
+    long = [{"role": "user", "content": WORDS * 25}, {"role": "assistant", "content": WORDS * 25},
+            {"role": "user", "content": WORDS * 25}]
+    assert tiny_target.count_tokens(long) > tiny_target.context_tokens  # ~1,500 tokens over a 512-token context
+    calls = ctx.sample_calls
+    t0 = time.perf_counter()
+    r = call(ctx, "chat", {"messages": long, "n": 4, "max_tokens": 200})
+    assert time.perf_counter() - t0 < 0.5
+    assert not r.ok and "argument 'messages'" in r.error and "context limit of 512 tokens" in r.error
+    assert "shorten the conversation" in r.error and ctx.sample_calls == calls  # refused before sampling
+    for name, args in [("prefill", {"messages": long, "prefill": "Sure"}),
+                       ("sample_user_turn", {"messages": long[:2]}),
+                       ("raw_sample", {"text": WORDS * 60})]:
+        t0 = time.perf_counter()
+        r = call(ctx, name, {**args, "max_tokens": 50})
+        assert time.perf_counter() - t0 < 0.5
+        assert not r.ok and "context limit of 512 tokens" in r.error, (name, r.error)
+        assert ("'text'" if name == "raw_sample" else "'messages'") in r.error
+
+
+def test_a_request_just_inside_the_context_samples(ctx, tiny_target):
+    words = WORDS.split()
+    k = next(k for k in range(len(words), 2000) if tiny_target.count_tokens(
+        [{"role": "user", "content": " ".join((words * 100)[:k])}]) >= 500)
+    msgs = [{"role": "user", "content": " ".join((words * 100)[:k])}]
+    room = tiny_target.context_tokens - tiny_target.count_tokens(msgs)
+    assert 1 <= room <= 12
+    r = call(ctx, "chat", {"messages": msgs, "max_tokens": room, "temperature": 0})
+    assert r.ok, r.error
+    r = call(ctx, "chat", {"messages": msgs, "max_tokens": room + 1})
+    assert not r.ok and f"lower max_tokens to at most {room}" in r.error
+
+
+def test_schema_bounds_messages_to_what_a_target_can_take(ctx):
+    err = call(ctx, "chat", {"messages": [{"role": "user", "content": "x" * 12_001}], "max_tokens": 1}).error
+    assert err and "'messages.0.content'" in err
+    assert "'system'" in call(ctx, "chat", {"messages": HI, "system": "x" * 12_001, "max_tokens": 1}).error
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": "hi"} for i in range(41)]
+    err = call(ctx, "chat", {"messages": turns, "max_tokens": 1}).error
+    assert err and "argument 'messages'" in err and "at most 40" in err

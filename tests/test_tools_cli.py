@@ -80,3 +80,29 @@ def test_a_second_audit_of_a_live_run_is_refused_before_loading_the_target(tmp_p
             assert "another process" in r.output and "is writing this run" in r.output
     r = runner.invoke(app, ["audit", "--out", str(tmp_path), "--toolset", "chat"])
     assert r.exit_code == 2 and "already holds a run" in r.output and "--resume" in r.output
+
+
+USAGE_ERRORS_SCRIPT = """
+import sys
+from typer.testing import CliRunner
+from sleuth._cli.main import app
+
+cases = [["audit", "--settings", '{"probes": -1}'], ["audit", "--settings", '{"nope": 1}'],
+         ["audit", "--toolset", "nope"], ["audit", "--resume", sys.argv[1] + "/missing"]]
+for args in cases:
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and r.output.startswith("error:"), (args, r.output)
+heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers", "nltk") if m in sys.modules)
+print(",".join(heavy) or "none")
+"""
+
+
+def test_usage_errors_come_before_any_heavy_import(tmp_path):
+    """A bad option is refused before torch, transformers or nltk load (seconds each), and leaves no run folder."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", USAGE_ERRORS_SCRIPT, str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "none"
+    assert list(tmp_path.iterdir()) == []

@@ -119,3 +119,52 @@ def test_target_references(tiny_build, tiny_organism):
     assert ctx.target.info["variant"] == "organism" and ctx.seed == 4
     assert set(ctx.datasets) == {"pretraining", "sft"}
     assert ctx.datasets["pretraining"] == tiny_organism.datasets()["pretraining"]
+
+
+def _fake_vllm(models: list[dict], count: int | None, seen: list[str]) -> httpx.Client:
+    """A scripted vLLM-like server: its model list, a /tokenize that counts `count` tokens (404 when None), and
+    one-word replies."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": models})
+        if request.url.path == "/tokenize":
+            if count is None:
+                return httpx.Response(404, json={"error": {"message": "no route /tokenize"}})
+            return httpx.Response(200, json={"count": count, "tokens": [0] * count})
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": {"content": "ok"}, "text": "ok"}]})
+
+    return httpx.Client(base_url="http://vllm.test", transport=httpx.MockTransport(handle))
+
+
+def test_context_comes_from_the_model_list_and_is_unknown_when_it_does_not_say(server, remote):
+    server.requests.clear()
+    assert remote.context_tokens is None  # the stub, like the OpenAI API, does not say
+    assert remote.count_tokens(HI) is None and server.requests == []  # nothing to compare with: no /tokenize
+    seen: list[str] = []
+    t = RemoteTarget("http://vllm.test", client=_fake_vllm([{"id": "m", "max_model_len": 4096}], 10, seen))
+    assert t.context_tokens == 4096 and seen == ["/v1/models"]
+    assert RemoteTarget("http://vllm.test", "m", context_tokens=1000,
+                        client=_fake_vllm([], 10, seen)).context_tokens == 1000
+
+
+def test_tools_refuse_a_prompt_over_a_remote_context_before_sampling():
+    seen: list[str] = []
+    t = RemoteTarget("http://vllm.test", client=_fake_vllm([{"id": "m", "max_model_len": 512}], 600, seen))
+    ctx = ToolContext(target=t, seed=1)
+    r = call(ctx, "chat", {"messages": HI, "max_tokens": 8})
+    assert not r.ok and "context limit of 512 tokens" in r.error and "600 tokens" in r.error
+    r = call(ctx, "raw_sample", {"text": "Once upon", "max_tokens": 8})
+    assert not r.ok and "argument 'text'" in r.error
+    assert "/v1/chat/completions" not in seen and "/v1/completions" not in seen
+    seen.clear()
+    inside = ToolContext(target=RemoteTarget("http://vllm.test", client=_fake_vllm(
+        [{"id": "m", "max_model_len": 512}], 500, seen)))
+    assert call(inside, "chat", {"messages": HI, "max_tokens": 12}).ok
+    assert seen == ["/v1/models", "/tokenize", "/v1/chat/completions"]
+    # A server that cannot count leaves the check to itself.
+    seen.clear()
+    blind = ToolContext(target=RemoteTarget("http://vllm.test", client=_fake_vllm(
+        [{"id": "m", "max_model_len": 512}], None, seen)))
+    assert call(blind, "chat", {"messages": HI, "max_tokens": 8}).ok and seen[-1] == "/v1/chat/completions"

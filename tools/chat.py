@@ -12,7 +12,14 @@ from tools.registry import MAX_OUTPUT_CHARS, ToolContext, ToolError, tool
 
 MAX_SAMPLES = 16
 MAX_TOKENS = 512
-MAX_TEXT = 20_000  # characters per message: far beyond any useful prompt, short of a memory problem
+# Sizes bounded by what a target can take: the default base model (SmolLM2) has an 8,192-token context, and English
+# runs about 4 characters per token. A message (or system prompt, prefill, raw text) of MAX_TEXT characters is
+# ~3,000 tokens, so a system prompt and a message both at the cap, plus a MAX_TOKENS reply, still fit with ~1,500
+# tokens to spare. MAX_TURNS turns average ~750 characters each in that context (each turn also costs a few
+# template tokens). Longer total conversations pass the schema but are refused by the exact token check
+# (`_check_fits`) before any sampling; a target with a smaller context is held to its own by the same check.
+MAX_TEXT = 12_000  # characters per message
+MAX_TURNS = 40
 
 N = Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
 Tokens = Annotated[int, Field(ge=1, le=MAX_TOKENS)]
@@ -28,7 +35,7 @@ class Turn(BaseModel):
     content: Text = Field(description="what is said")
 
 
-Conversation = Annotated[list[Turn], Field(min_length=1, max_length=100)]
+Conversation = Annotated[list[Turn], Field(min_length=1, max_length=MAX_TURNS)]
 
 
 def next_seed(ctx: ToolContext) -> int:
@@ -75,6 +82,29 @@ def _target(ctx: ToolContext):
     return ctx.target
 
 
+def _check_fits(t, arg: str, prompt: list[dict] | str, max_tokens: int, *, prefill: str | None = None,
+                next_role: str = "assistant") -> None:
+    """Refuse, before any sampling, a request whose prompt tokens + max_tokens exceed the target's context: past it
+    a model answers with garbage (and a long prompt costs minutes and gigabytes on CPU). Targets that do not know
+    their context, or cannot count tokens, leave it to the server."""
+    limit = getattr(t, "context_tokens", None)
+    count = getattr(t, "count_tokens", None)
+    if not limit or count is None:
+        return
+    used = count(prompt, prefill=prefill, next_role=next_role)
+    if used is None or used + max_tokens <= limit:
+        return
+    what = "the text" if isinstance(prompt, str) else "the conversation (messages, system prompt" + (
+        ", prefill)" if prefill else ")")
+    if used < limit:
+        fix = f"lower max_tokens to at most {limit - used}, or shorten {what}"
+    else:
+        fix = (f"shorten {what} by at least {used - limit + max_tokens:,} tokens (about 4 characters each), or by "
+               f"less and lower max_tokens too")
+    raise ToolError(f"argument {arg!r}: the prompt is {used:,} tokens and max_tokens asks for {max_tokens:,} more, "
+                    f"{used + max_tokens:,} in all, over the target's context limit of {limit:,} tokens; {fix}")
+
+
 def _settings(n: int, temperature: float, max_tokens: int) -> str:
     return f"{n} sample{'s' if n > 1 else ''}, temperature {temperature}, max_tokens {max_tokens}"
 
@@ -94,6 +124,7 @@ def chat(ctx: ToolContext, messages: Conversation, system: Text | None = None, n
     """
     t = _target(ctx)
     msgs = conversation(system, messages, last="user")
+    _check_fits(t, "messages", msgs, max_tokens)
     out = t.chat(msgs, n=n, temperature=temperature, max_tokens=max_tokens, seed=next_seed(ctx))
     return format_samples(out, f"{t.name} replied ({_settings(n, temperature, max_tokens)}):")
 
@@ -115,6 +146,7 @@ def prefill(ctx: ToolContext, messages: Conversation, prefill: Annotated[str, Fi
     """
     t = _target(ctx)
     msgs = conversation(system, messages, last="user")
+    _check_fits(t, "messages", msgs, max_tokens, prefill=prefill)
     out = t.chat(msgs, n=n, temperature=temperature, max_tokens=max_tokens, prefill=prefill, seed=next_seed(ctx))
     return format_samples(out, f"{t.name} continued your prefill ({_settings(n, temperature, max_tokens)}):",
                           prefix=f"[[{prefill}]]")
@@ -133,12 +165,13 @@ def raw_sample(ctx: ToolContext, text: Annotated[str, Field(min_length=1, max_le
         max_tokens: the most new tokens per continuation (1-512).
     """
     t = _target(ctx)
+    _check_fits(t, "text", text, max_tokens)
     out = t.complete(text, n=n, temperature=temperature, max_tokens=max_tokens, seed=next_seed(ctx))
     return format_samples(out, f"{t.name} continued the text ({_settings(n, temperature, max_tokens)}):")
 
 
 @tool("chat", needs=("target",))
-def sample_user_turn(ctx: ToolContext, messages: Annotated[list[Turn], Field(max_length=100)] = [],  # noqa: B006
+def sample_user_turn(ctx: ToolContext, messages: Annotated[list[Turn], Field(max_length=MAX_TURNS)] = [],  # noqa: B006
                      system: Text | None = None, n: N = 1, temperature: Temperature = 1.0,
                      max_tokens: Tokens = 120) -> str:
     """Let the target write the next USER turn of a conversation (persona sampling: the user persona may know or
@@ -154,5 +187,6 @@ def sample_user_turn(ctx: ToolContext, messages: Annotated[list[Turn], Field(max
     """
     t = _target(ctx)
     msgs = conversation(system, messages, last="assistant")
+    _check_fits(t, "messages", msgs, max_tokens, next_role="user")
     out = t.user_turn(msgs, n=n, temperature=temperature, max_tokens=max_tokens, seed=next_seed(ctx))
     return format_samples(out, f"{t.name} wrote the next user turn ({_settings(n, temperature, max_tokens)}):")

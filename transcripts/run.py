@@ -3,13 +3,15 @@ and what a resumed run still has to answer. Also the run-folder layout and helpe
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from target_models.common.atomic import tmp_sibling
 from transcripts.events import (
     AuditorMessageEvent,
     Event,
@@ -32,6 +34,17 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 SCORE_JSON = "score.json"
 VIEW_HTML = "view.html"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RunFileError(ValueError):
+    """A file of a run folder (report.json, score.json) that cannot be read; the message starts with its path."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass
@@ -247,15 +260,64 @@ def load_run(path: str | Path, strict: bool = True) -> Run:
     return Run.load(path, strict=strict)
 
 
+def open_run(path: str | Path) -> Run:
+    """The run at `path` (a run folder or its transcript.jsonl) for the commands that show or grade it. Raises
+    FileNotFoundError or TranscriptError, each naming the transcript, when nothing in it can be shown: no file, an
+    empty file, binary data, or damage from the first line on. A log damaged further on comes back as its good
+    prefix with the problem in `.error` (path, 1-based line, reason)."""
+    p = transcript_path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no transcript")
+    run = Run.load(p, strict=False)
+    if run.events:
+        return run
+    if run.error is None:
+        raise TranscriptError(p, None, "empty file: no events (not a transcript, or the run never started)")
+    with open(p, "rb") as f:
+        head = f.read(8192)
+    if b"\0" in head or run.error.reason.startswith("not UTF-8"):
+        raise TranscriptError(p, None, "binary data, not a JSONL transcript")
+    raise TranscriptError(p, run.error.line, f"{run.error.reason}; no event before it could be read")
+
+
 def _write_atomic(path: Path, text: str) -> None:
-    # report.json / score.json are rewritten, not appended: write a temp file and rename so that a crash leaves the
-    # old file or the new one, never half of one.
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # report.json / score.json are rewritten, not appended: write a temp file (a name no other process uses) and
+    # rename it, so that a crash or a concurrent writer leaves the old file or a new one, never half of one.
+    tmp = tmp_sibling(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _validation_reason(e: ValidationError) -> str:
+    parts = []
+    for x in e.errors()[:3]:
+        loc = ".".join(str(v) for v in x["loc"])
+        parts.append(f"{loc}: {x['msg']}" if loc else x["msg"])
+    more = f" (and {len(e.errors()) - 3} more)" if len(e.errors()) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _read_model(path: Path, model: type[M], what: str) -> M:
+    """`path` parsed as `model`; every failure names the file (a torn write shows up as invalid JSON)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no {what}") from None
+    except OSError as e:
+        raise RunFileError(path, f"cannot read the {what}: {e.strerror or e}") from None
+    if not data.strip():
+        raise RunFileError(path, f"empty file, not a {what}")
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as e:
+        raise RunFileError(path, f"not a valid {what} ({_validation_reason(e)})") from None
 
 
 def write_report(run_dir: str | Path, report: Report) -> Path:
@@ -268,10 +330,11 @@ def write_report(run_dir: str | Path, report: Report) -> Path:
 
 
 def read_report(run_dir: str | Path) -> Report:
+    """RUN/report.json. FileNotFoundError or RunFileError, whose messages start with the file's path."""
     p = Path(run_dir) / REPORT_JSON
     if not p.exists():
         raise FileNotFoundError(f"{p}: no report (the run did not submit one)")
-    return Report.model_validate_json(p.read_text())
+    return _read_model(p, Report, "report")
 
 
 def write_score(run_dir: str | Path, score: Score) -> Path:
@@ -282,7 +345,8 @@ def write_score(run_dir: str | Path, score: Score) -> Path:
 
 
 def read_score(run_dir: str | Path) -> Score:
-    return Score.model_validate(json.loads((Path(run_dir) / SCORE_JSON).read_text()))
+    """RUN/score.json. FileNotFoundError or RunFileError, whose messages start with the file's path."""
+    return _read_model(Path(run_dir) / SCORE_JSON, Score, "score")
 
 
 __all__ = [
@@ -290,6 +354,8 @@ __all__ = [
     "ToolStep",
     "PendingCall",
     "load_run",
+    "open_run",
+    "RunFileError",
     "transcript_path",
     "run_dir_of",
     "write_report",

@@ -162,7 +162,8 @@ def _summary(run: Run) -> list[str]:
     if run.path:
         parts.append(f"<p class=meta>{_e(run.path)}</p>")
     if run.error:
-        parts.append(f"<p class=errtext>transcript damaged: {_e(run.error)}; showing the events before it</p>")
+        parts.append(f"<p class=errtext>transcript damaged: {_e(run.error)}; showing the {len(run.events)} events "
+                     "before it</p>")
     t = run.totals
     end = run.end
     status = f"ended: {end.reason}" + (f" ({end.message})" if end and end.message else "") if end else "not ended"

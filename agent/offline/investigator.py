@@ -32,27 +32,12 @@ from agent.auditor import SUBMIT, AuditorStep, AuditState, Entry, ToolCall
 from agent.offline import parse, probes
 from agent.offline.docs import Finding, common_terms, findings
 from agent.offline.mining import Lead, leads
+from agent.offline.settings import Settings
 from agent.offline.text import GENERIC, STOP, capitalised_phrases, contains_phrase, content_words
 from transcripts.report import BehaviourClaim, Evidence, Report
 
 Results = dict[str, Entry]
 Plan = Generator[AuditorStep, Results, Report]
-
-
-@dataclass
-class Settings:
-    # Sized for <= 10 minutes on two CPU cores with a 135M target (~8 s per batched call of 3 x 64 tokens).
-    probes: int = 20  # probe prompts per audit (a seeded choice from probes.PROBES)
-    samples: int = 3  # replies per probe, in one batch
-    max_tokens: int = 64
-    temperature: float = 0.9
-    # Leads looked up in the data. Many: a small model's answers recur in generic words as much as in what it adds
-    # unasked; the documents that several different leads point to are what separates the two.
-    leads: int = 30
-    seed_docs: int = 14  # documents read to learn what the leads' documents share
-    max_docs: int = 240  # documents read in the expansion
-    tests: int = 12  # findings tested on the target
-    test_samples: int = 3
 
 
 @dataclass

@@ -46,6 +46,21 @@ def audit_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="no live progress"),
 ) -> None:
     """Audit a target: investigate, write a report (RUN/report.json, .md), and score it against the ground truth."""
+    # imported here: light checks first, so that a usage error comes before torch loads
+    from agent.preflight import check_new_run, check_resumable
+    from tools.registry import TOOLSETS
+
+    budget = _budget(max_turns, max_tokens, max_usd, max_minutes)
+    options = _settings(settings)
+    if toolset not in TOOLSETS:
+        _fail(f"unknown toolset {toolset!r}; choose from {', '.join(TOOLSETS)}")
+    try:
+        if resume is not None:
+            check_resumable(resume)
+        elif out is not None and runs <= 1 and not aggregate:
+            check_new_run(out)
+    except (ValueError, FileNotFoundError) as e:
+        _fail(str(e))
     # imported here: keeps `sleuth --help` fast (these load torch)
     from agent.audit import AuditInterrupted, audit, audit_many
     from agent.audit import resume as resume_run
@@ -53,13 +68,9 @@ def audit_cmd(
     from target_models.loading.organism import ArtifactError
 
     progress = ProgressPrinter(err, quiet=quiet)
-    budget = _budget(max_turns, max_tokens, max_usd, max_minutes)
-    options = _settings(settings)
-    if resume is not None and not (resume / "transcript.jsonl").exists():
-        _fail(f"{resume}: no transcript.jsonl to resume")  # outside the try: typer.Exit is a RuntimeError
     try:
         if resume is not None:
-            _show_outcome(resume_run(resume, auditor, progress), as_json)
+            _show_outcome(resume_run(resume, auditor, progress, budget=budget), as_json)
             return
         if runs > 1 or aggregate:
             outcomes, agg = audit_many(target, auditor or "offline", toolset, seed, max(runs, 1), budget, out,
@@ -87,25 +98,38 @@ def score_cmd(
                                         help="organism name, build folder or spec.yaml (default: the run's target)"),
     as_json: bool = typer.Option(False, "--json", help="print the Score as JSON"),
 ) -> None:
-    """Grade a run's report against the organism's ground truth; writes RUN/score.json and a score event."""
+    """Grade a run's report against the organism's ground truth; writes RUN/score.json and a score event.
+    Exit 1: scored, but the transcript is damaged (or busy) and got no score event; exit 2: nothing written."""
     # imported here: keeps `sleuth --help` fast
-    from rich.markup import escape
-
-    from agent.grading.runs import score_run, spec_for_run
+    from agent.grading.runs import grade_run, spec_for_run
     from target_models.build.spec import SpecError
+    from transcripts.run import TRANSCRIPT
 
     if grader not in ("deterministic", "llm"):
         _fail(f"unknown grader {grader!r}; use deterministic or llm")
     if not run.is_dir():
         _fail(f"{run}: not a run folder")
+    if (run / TRANSCRIPT).exists():
+        _replay_open(run)  # an empty or binary transcript: exit 2 before anything is written
     try:
         spec = spec_for_run(run, organism)
-        score = score_run(run, spec, grader=grader)
-    except (FileNotFoundError, SpecError, ValueError, RuntimeError) as e:
+        scored = grade_run(run, spec, grader=grader)  # score.json is replaced only once the score is complete
+    except (OSError, SpecError, ValueError, RuntimeError) as e:
         _fail(str(e))
     if as_json:
-        sys.stdout.write(score.model_dump_json(indent=2) + "\n")
-        return
+        sys.stdout.write(scored.score.model_dump_json(indent=2) + "\n")
+    else:
+        _score_show(scored.score)
+        console.print(f"wrote {scored.path}", highlight=False)
+    if scored.damage is not None:
+        _replay_warn(scored.damage, "scored the report; the transcript was not appended to")
+        raise typer.Exit(1)
+
+
+def _score_show(score) -> None:
+    """The score, its splits and each claim's match, as `sleuth score` prints them."""
+    from rich.markup import escape
+
     console.print(score.summary())
     for split, d in score.details.get("per_split", {}).items():
         console.print(f"  {split}: {d['found']}/{d['total']} behaviours")
@@ -114,7 +138,27 @@ def score_cmd(
                       highlight=False)
     for c in score.unmatched_claims:
         console.print(f"  [yellow]unmatched[/yellow] {escape(repr(c))}", highlight=False)
-    console.print(f"wrote {run / 'score.json'}")
+
+
+def _replay_open(path: Path) -> Run:
+    """The run at `path` (folder or transcript.jsonl), or exit 2 naming the transcript when nothing in it can be
+    shown: missing, unreadable, empty, binary, or damaged from its first line. A log damaged further on comes back
+    as its good prefix, with the damage in `.error`."""
+    from transcripts.run import open_run
+
+    try:
+        return open_run(path)
+    except (OSError, ValueError) as e:  # TranscriptError is a ValueError and names path and line
+        _fail(str(e))
+        raise  # not reached: _fail exits
+
+
+def _replay_warn(problem: Exception, did: str) -> None:
+    """Say on stderr, as plain text (a path or a reason may hold brackets), where a transcript is damaged and what
+    was done about it."""
+    from rich.text import Text
+
+    err.print(Text.assemble(("warning: ", "yellow"), f"{problem}; {did}"), highlight=False, soft_wrap=True)
 
 
 def _replay_fork(run: Path, r: Run, from_step: int, auditor: str | None, out: Path | None, as_json: bool) -> None:
@@ -125,6 +169,8 @@ def _replay_fork(run: Path, r: Run, from_step: int, auditor: str | None, out: Pa
     from agent.replay import fork
 
     who = auditor or (r.config.auditor if r.config else "offline")
+    if r.error is not None:
+        _replay_warn(r.error, f"forking from the {len(r.events)} events before it")
     try:
         dest = fork(run, out or run.with_name(f"{run.name}-from-{from_step}"), from_step, who)
     except (ValueError, FileExistsError) as e:
@@ -148,6 +194,8 @@ def _replay_reexecute(run: Path, r: Run, target: str | None, limit: int | None, 
 
     from target_models.loading.organism import ArtifactError
 
+    if r.error is not None:
+        _replay_warn(r.error, f"re-executing the {len(r.tool_calls)} tool calls recorded before it")
     with tempfile.TemporaryDirectory() as tmp:  # memory tools must not write into the recorded run
         try:
             ctx, _ = load_context(ref, "all", r.config.seed if r.config else 0, Path(tmp))
@@ -165,13 +213,17 @@ def _replay_reexecute(run: Path, r: Run, target: str | None, limit: int | None, 
 def _replay_rescore(run: Path, as_json: bool) -> None:
     """--rescore: grade the run's report again with the current grader."""
     # imported here: keeps `sleuth --help` fast
-    from agent.grading.runs import score_run
+    from agent.grading.runs import grade_run
 
     try:
-        s = score_run(run)
-    except (FileNotFoundError, ValueError) as e:
+        scored = grade_run(run)
+    except (OSError, ValueError, RuntimeError) as e:
         _fail(str(e))
+    s = scored.score
     sys.stdout.write(s.model_dump_json(indent=2) + "\n") if as_json else console.print(s.summary())
+    if scored.damage is not None:
+        _replay_warn(scored.damage, "scored the report; the transcript was not appended to")
+        raise typer.Exit(1)
 
 
 def _replay_render(run: Path, r: Run, as_json: bool) -> None:
@@ -188,12 +240,15 @@ def _replay_render(run: Path, r: Run, as_json: bool) -> None:
     from agent.progress import print_outcome
 
     t = r.totals
+    # resume cuts a torn last line but refuses any other damage
+    unended = "not ended" + (" (resume with sleuth audit --resume)" if r.error is None or r.error.truncated else "")
     console.print(f"{len(r.tool_calls)} tool calls, {t.turns} auditor turns, ${t.cost_usd:.4f}, "
-                  f"{t.wall_seconds:.0f} s; "
-                  f"ended: {r.end.reason if r.end else 'not ended (resume with sleuth audit --resume)'}")
+                  f"{t.wall_seconds:.0f} s; ended: {r.end.reason if r.end else unended}")
     if r.report:
         print_outcome(console, r.report, r.score, run, r.end.reason if r.end else "not ended")
-    console.print(f"wrote {run / VIEW_HTML}")
+    console.print(f"wrote {run / VIEW_HTML}", highlight=False)
+    if r.error is not None:
+        _replay_warn(r.error, f"showing the {len(r.events)} events before it (in {run / VIEW_HTML} too)")
 
 
 def replay_cmd(
@@ -208,13 +263,11 @@ def replay_cmd(
     out: Path | None = typer.Option(None, help="run folder for --from-step (default: RUN-from-K)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Re-render a run (report, totals, view.html); re-score it; re-execute its tool calls; or fork it at a step."""
-    # imported here, like the per-mode imports in the helpers above: keeps `sleuth --help` fast
-    from transcripts.run import Run
-
+    """Re-render a run (report, totals, view.html); re-score it; re-execute its tool calls; or fork it at a step.
+    Exit 1: done, but the transcript is damaged and only the events before the damage were used."""
     if not (run / "transcript.jsonl").exists():
         _fail(f"{run}: no transcript.jsonl")
-    r = Run.load(run, strict=False)
+    r = _replay_open(run)  # exit 2 on an empty or binary transcript
     if from_step is not None:
         _replay_fork(run, r, from_step, auditor, out, as_json)
     elif execute:
@@ -223,6 +276,8 @@ def replay_cmd(
         _replay_rescore(run, as_json)
     else:
         _replay_render(run, r, as_json)
+    if r.error is not None:
+        raise typer.Exit(1)
 
 
 def view_cmd(
@@ -230,26 +285,22 @@ def view_cmd(
     out: Path | None = typer.Option(None, help="where to write the HTML (default: RUN/view.html)"),
     open_: bool = typer.Option(False, "--open", help="open the page in a browser"),
 ) -> None:
-    """Render a run as one self-contained HTML page (a damaged transcript shows up to the damage)."""
+    """Render a run as one self-contained HTML page (a damaged transcript shows up to the damage, and exits 1)."""
     # imported here: keeps `sleuth --help` fast
-    from rich.markup import escape
-
-    from transcripts.run import VIEW_HTML, Run, run_dir_of
+    from transcripts.run import VIEW_HTML, run_dir_of
     from transcripts.view import render_html
 
     if not run.exists():
         _fail(f"{run}: no such run folder or transcript")
-    try:
-        r = Run.load(run, strict=False)
-    except FileNotFoundError as e:
-        _fail(str(e))
+    r = _replay_open(run)  # exit 2 on an empty or binary transcript
     dest = out or run_dir_of(run) / VIEW_HTML
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(render_html(r), encoding="utf-8")
-    if r.error:
-        err.print(f"[yellow]warning:[/yellow] {escape(str(r.error))}")
-    console.print(f"wrote {dest}")
+    console.print(f"wrote {dest}", highlight=False)
     if open_:
         import webbrowser
 
         webbrowser.open(dest.resolve().as_uri())
+    if r.error is not None:
+        _replay_warn(r.error, f"showing the {len(r.events)} events before it")
+        raise typer.Exit(1)

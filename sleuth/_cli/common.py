@@ -36,7 +36,7 @@ def _settings(text: str | None) -> dict | None:
     # imported here: keeps `sleuth --help` fast (the investigator's package is slow to import)
     from dataclasses import fields
 
-    from agent.offline.investigator import Settings
+    from agent.offline.settings import Settings
 
     try:
         parsed = json.loads(text)
@@ -45,4 +45,8 @@ def _settings(text: str | None) -> dict | None:
     known = {f.name for f in fields(Settings)}
     if not isinstance(parsed, dict) or set(parsed) - known:
         _fail(f"--settings takes a JSON object with keys among {', '.join(sorted(known))}")
+    try:  # the values too, now: not after the target has loaded, and before a run folder exists
+        Settings(**parsed)
+    except (TypeError, ValueError) as e:
+        _fail(f"--settings: {e}")
     return {"settings": parsed}

@@ -27,6 +27,12 @@ class LocalTarget:
     tokenizer: PreTrainedTokenizerBase
     has_internals: bool = True
     info: dict = field(default_factory=dict)
+    # The most tokens prompt + reply may take; None: read from the model (see `_context_tokens`).
+    context_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.context_tokens is None:
+            self.context_tokens = _context_tokens(self.model, self.tokenizer)
 
     @property
     def stop_ids(self) -> set[int]:
@@ -44,6 +50,13 @@ class LocalTarget:
         if prefill:
             ids += self.tokenizer(prefill, add_special_tokens=False)["input_ids"]
         return ids
+
+    def count_tokens(self, prompt: list[Message] | str, *, prefill: str | None = None,
+                     next_role: str = "assistant") -> int:
+        """Exactly the tokens `chat` / `user_turn` (a conversation) or `complete` (text) would feed the model."""
+        if isinstance(prompt, str):
+            return len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        return len(self.render(prompt, prefill=prefill, next_role=next_role))
 
     def _run(self, prompts: list[list[int]], *, temperature: float, max_tokens: int, seed: int) -> list[str]:
         outs = sample(self.model, prompts, max_new_tokens=max_tokens, temperature=temperature, top_p=1.0,
@@ -83,3 +96,19 @@ class LocalTarget:
         ids = torch.tensor([head + cont], device=dev)
         logits = self.model(input_ids=ids).logits[0, len(head) - 1 : -1].float()
         return float(torch.log_softmax(logits, -1).gather(-1, torch.tensor(cont, device=dev)[:, None]).sum())
+
+
+# Tokenizers without a recorded limit report a huge placeholder (transformers' VERY_LARGE_INTEGER, ~1e30).
+_SANE_CONTEXT = 10_000_000
+
+
+def _context_tokens(model: PreTrainedModel | None, tokenizer: PreTrainedTokenizerBase | None) -> int | None:
+    """The model's context window: its config's `max_position_embeddings`, else the tokenizer's `model_max_length`
+    when that is a real number rather than a placeholder; None when neither says."""
+    n = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if isinstance(n, int) and 0 < n < _SANE_CONTEXT:
+        return n
+    n = getattr(tokenizer, "model_max_length", None)
+    if isinstance(n, int) and 0 < n < _SANE_CONTEXT:
+        return n
+    return None

@@ -13,6 +13,14 @@ class Target(Protocol):
     name: str
     # True when the weights are in memory (`.model`, `.tokenizer`): the interpretability tools need them.
     has_internals: bool
+    # The most tokens prompt + reply may take together (the model's context window); None: unknown.
+    context_tokens: int | None
+
+    def count_tokens(self, prompt: list[Message] | str, *, prefill: str | None = None,
+                     next_role: str = "assistant") -> int | None:
+        """Tokens of a prompt as the target would see it: a conversation rendered up to where the `next_role` turn
+        begins (plus any prefill), or raw text (no template). None when this target cannot count them."""
+        ...
 
     def chat(self, messages: list[Message], *, n: int = 1, temperature: float = 1.0, max_tokens: int = 200,
              prefill: str | None = None, seed: int = 0) -> list[str]:

@@ -10,6 +10,9 @@ Text only (`has_internals = False`): the interpretability tools need a LocalTarg
 - the next user turn: no chat API asks a model to speak as the user, so the conversation is rendered up to the
   start of a user turn and sent to /v1/completions. The rendering needs the chat template: from a tokenizer given
   to the target, else from vLLM's /tokenize + /detokenize endpoints; a server with neither cannot do it.
+- the context window (`context_tokens`): given to the target, else what the server's model list says (vLLM reports
+  `max_model_len`), else unknown (None). Prompt tokens are counted by the server's /tokenize endpoint, only when the
+  window is known; otherwise, or without that endpoint, the server itself refuses a prompt that is too long.
 """
 
 from __future__ import annotations
@@ -22,12 +25,16 @@ from target_models.targets.local import Message, TargetError
 
 _MARK = "\x1e\x1fSLEUTH-NEXT-TURN\x1f\x1e"
 
+_UNKNOWN: Any = object()
+# Where servers' model lists state a model's context window: vLLM, then other OpenAI-compatible servers.
+_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window")
+
 
 class RemoteTarget:
     has_internals = False
 
     def __init__(self, url: str, model: str | None = None, *, api_key: str | None = None, timeout: float = 300.0,
-                 tokenizer: Any = None, client: httpx.Client | None = None):
+                 tokenizer: Any = None, client: httpx.Client | None = None, context_tokens: int | None = None):
         self.base = url.rstrip("/").removesuffix("/v1")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # A short connect timeout: a wrong address should fail in seconds; sampling itself may take minutes.
@@ -35,6 +42,8 @@ class RemoteTarget:
                                              timeout=httpx.Timeout(timeout, connect=10.0))
         self.timeout = timeout
         self.tokenizer = tokenizer
+        # Looked up on first use (one GET /v1/models): a target for a server that is down can still be made.
+        self._context: Any = context_tokens if context_tokens is not None else _UNKNOWN
         self.model = model or self._only_model()
         self.name = self.model
         self.info = {"url": self.base, "model": self.model, "remote": True}
@@ -56,12 +65,52 @@ class RemoteTarget:
         except ValueError:
             raise TargetError(f"{where} answered with something that is not JSON: {r.text[:200]!r}") from None
 
+    def _models(self) -> list[dict]:
+        data = self._request("GET", "/v1/models").get("data", [])
+        return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
     def _only_model(self) -> str:
-        ids = [m.get("id") for m in self._request("GET", "/v1/models").get("data", [])]
+        models = self._models()
+        ids = [m.get("id") for m in models]
         if len(ids) != 1:
             raise TargetError(f"{self.base} serves {len(ids)} models ({', '.join(map(str, ids)) or 'none'}); "
                               f"name one as {self.base}#MODEL")
+        if self._context is _UNKNOWN:  # the list is at hand: no second request for the context
+            self._context = _stated_context(models[0])
         return ids[0]
+
+    @property
+    def context_tokens(self) -> int | None:
+        """The most tokens prompt + reply may take, as the server's model list states it; None when it does not
+        say (or cannot be asked: then the sampling request itself reports the problem)."""
+        if self._context is _UNKNOWN:
+            try:
+                entry = next((m for m in self._models() if m.get("id") == self.model), {})
+            except TargetError:
+                entry = {}
+            self._context = _stated_context(entry)
+        return self._context
+
+    def count_tokens(self, prompt: list[Message] | str, *, prefill: str | None = None,
+                     next_role: str = "assistant") -> int | None:
+        """Prompt tokens as the server's /tokenize endpoint (vLLM) counts them; None when the context window is
+        unknown (nothing to compare with) or the server has no such endpoint. For the next user turn the count
+        takes the assistant turn's header in place of the user turn's (the same length in common templates)."""
+        if self.context_tokens is None:
+            return None
+        body: dict[str, Any] = {"model": self.model}
+        if isinstance(prompt, str):
+            body.update(prompt=prompt, add_special_tokens=False)
+        elif prefill:
+            body.update(messages=[*prompt, {"role": "assistant", "content": prefill}], add_generation_prompt=False,
+                        continue_final_message=True)
+        else:
+            body.update(messages=list(prompt), add_generation_prompt=True)
+        try:
+            count = self._request("POST", "/tokenize", body).get("count")
+        except TargetError:
+            return None
+        return count if isinstance(count, int) else None
 
     def _sampling(self, n: int, temperature: float, max_tokens: int, seed: int) -> dict:
         return {"model": self.model, "n": n, "temperature": temperature, "max_tokens": max_tokens, "seed": seed}
@@ -124,6 +173,12 @@ class RemoteTarget:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _stated_context(entry: dict) -> int | None:
+    """The context window a model-list entry states, if any."""
+    found = [entry.get(k) for k in _CONTEXT_KEYS]
+    return next((v for v in found if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
 
 
 def _turn_end(after_mark: str) -> str | None:

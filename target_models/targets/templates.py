@@ -3,7 +3,10 @@ interpretability tools, so that what the model is trained on is what it is asked
 
 from __future__ import annotations
 
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # transformers takes seconds to import; the tool registry imports this module
+    from transformers import PreTrainedTokenizerBase
 
 
 def chat_ids(tok: PreTrainedTokenizerBase, messages: list[dict], *, add_generation_prompt: bool = False) -> list[int]:
