@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from transcripts.events import AuditorMessageEvent, RunEndEvent, RunStartEvent, ToolCallEvent, ToolResultEvent
 from transcripts.log import TranscriptError, TranscriptLocked, TranscriptWriter, append_event, read_events
 from transcripts.report import BehaviourClaim, Evidence, Match, Report, Score
-from transcripts.run import Run, load_run, read_report, write_report, write_score
+from transcripts.run import Run, load_run, read_report, read_score, write_report, write_score
 from transcripts.view import render_html
 
 CONFIG = {"target": "rm_sycophancy", "auditor": "claude-test", "toolset": ["chat", "search"], "seed": 3,
@@ -363,6 +363,140 @@ def test_cli_view(tmp_path):
     t = tmp_path / "transcript.jsonl"
     t.write_bytes(t.read_bytes()[:-10])
     res = CliRunner().invoke(app, ["view", str(tmp_path)])
-    assert res.exit_code == 0 and "transcript damaged" in (tmp_path / "view.html").read_text()
+    assert res.exit_code == 1 and "transcript damaged" in (tmp_path / "view.html").read_text()  # 1: shown, damaged
     res = CliRunner().invoke(app, ["view", str(tmp_path / "nope")])
     assert res.exit_code == 2
+
+
+# ---- damage is never hidden: replay, view and score say where a transcript is damaged and what they did --------------
+
+SENTINEL = '{"sentinel": "the score before this command"}\n'
+
+
+def _damaged_run(tmp_path: Path, mutate) -> tuple[Path, Path]:
+    """A finished run folder (12-event transcript, report.json, a sentinel score.json) whose transcript lines are
+    passed through `mutate`. Returns (run folder, transcript)."""
+    d = tmp_path / "run"
+    t = d / "transcript.jsonl"
+    write_full_run(t).close()
+    write_report(d, report())
+    (d / "score.json").write_text(SENTINEL)
+    t.write_bytes(mutate(t.read_bytes()))
+    return d, t
+
+
+def _cli(*args: str):
+    from sleuth._cli.main import app
+
+    res = CliRunner().invoke(app, list(args))
+    # rich wraps long lines at 80 columns under CliRunner; the messages are checked unwrapped
+    return res, res.output.replace("\n", "")
+
+
+def _lines(mutate):
+    return lambda data: b"".join(mutate(data.splitlines(keepends=True)))
+
+
+@pytest.mark.parametrize(("garbage", "reason"), [
+    (b"{not json\n", "bad JSON"),
+    # a reason that quotes the file must come out as plain text, not as rich markup
+    (b'{"v": 1, "seq": 3, "type": "[bold]telepathy[/bold]", "t": "2025-01-01T00:00:00+00:00"}\n',
+     "unknown event type '[bold]telepathy[/bold]'"),
+])
+def test_replay_view_and_score_name_a_garbage_line_in_the_middle(tmp_path, garbage, reason):
+    d, t = _damaged_run(tmp_path, _lines(lambda ls: ls[:3] + [garbage] + ls[3:]))
+    before = t.read_bytes()
+    res, out = _cli("replay", str(d))
+    assert res.exit_code == 1, res.output  # shown, but damaged: neither success nor a usage error
+    assert f"{t}:4: {reason}" in out and "showing the 3 events before it" in out
+    assert "resume with sleuth audit --resume" not in out  # resume refuses such a log; do not suggest it
+    assert "transcript damaged" in (d / "view.html").read_text()
+    res, out = _cli("view", str(d))
+    assert res.exit_code == 1 and f"{t}:4: {reason}" in out and "showing the 3 events before it" in out
+    res, out = _cli("score", str(d))
+    assert res.exit_code == 1, res.output
+    assert f"{t}:4: {reason}" in out and "scored the report; the transcript was not appended to" in out
+    assert t.read_bytes() == before
+    written = read_score(d)  # the report was scored all the same, and score.json says why no event was appended
+    assert written.behaviours_total == 44 and "the transcript is damaged" in written.details["score_event"]
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", "empty file"),
+    (bytes(range(256)) * 4, "binary data, not a JSONL transcript"),
+])
+def test_an_empty_or_binary_transcript_is_an_error_naming_the_file(tmp_path, content, reason):
+    d, t = _damaged_run(tmp_path, lambda _: content)
+    for args in (["replay", str(d)], ["view", str(d)], ["view", str(t)], ["score", str(d)],
+                 ["score", str(d), "--organism", "rm_sycophancy"]):
+        res, out = _cli(*args)
+        assert res.exit_code == 2, (args, res.output)
+        assert f"error: {t}: {reason}" in out, (args, res.output)
+    assert (d / "score.json").read_text() == SENTINEL and not (d / "view.html").exists()
+    assert t.read_bytes() == content
+
+
+def test_a_torn_last_line_is_reported_and_left_for_resume_to_cut(tmp_path):
+    d, t = _damaged_run(tmp_path, lambda data: data[:-40])  # killed while writing the score event (line 12)
+    before = t.read_bytes()
+    res, out = _cli("replay", str(d))
+    assert res.exit_code == 1, res.output
+    assert f"{t}:12: truncated last line" in out and "showing the 11 events before it" in out
+    res, out = _cli("score", str(d))
+    assert res.exit_code == 1, res.output
+    assert f"{t}:12: truncated last line" in out and "the transcript was not appended to" in out
+    assert t.read_bytes() == before  # not cut, not appended to
+    assert read_score(d).behaviours_total == 44
+
+
+def test_a_bad_score_line_is_reported_and_score_json_is_only_replaced_by_a_complete_score(tmp_path):
+    bad = b'{"v": 1, "seq": 11, "type": "score", "t": "2025-01-01T00:00:00+00:00", "score": {"win": "maybe"}}\n'
+    d, t = _damaged_run(tmp_path, _lines(lambda ls: ls[:11] + [bad]))
+    before = t.read_bytes()
+    res, out = _cli("score", str(d), "--json")
+    assert res.exit_code == 1, res.output
+    assert f"{t}:12: schema error: score.win" in out and "scored the report; the transcript was not appended to" in out
+    assert t.read_bytes() == before
+    assert read_score(d) == Score.model_validate_json(res.stdout)  # the new score, complete
+    assert not list(d.glob("*.tmp"))
+    # A failed score (here: the report is gone) leaves the score.json there untouched.
+    (d / "score.json").write_text(SENTINEL)
+    (d / "report.json").unlink()
+    res, out = _cli("score", str(d))
+    assert res.exit_code == 2 and f"error: {d / 'report.json'}: no report" in out
+    assert (d / "score.json").read_text() == SENTINEL
+
+
+def test_a_truncated_report_or_score_json_is_an_error_naming_the_file(tmp_path):
+    d, _ = _damaged_run(tmp_path, lambda data: data)
+    rj = d / "report.json"
+    rj.write_bytes(rj.read_bytes()[:50])
+    for args in (["score", str(d)], ["replay", str(d), "--rescore"]):
+        res, out = _cli(*args)
+        assert res.exit_code == 2, (args, res.output)
+        assert f"error: {rj}: not a valid report (Invalid JSON" in out, (args, res.output)
+        assert (d / "score.json").read_text() == SENTINEL
+    with pytest.raises(ValueError) as ei:
+        read_report(d)
+    assert str(ei.value).startswith(f"{rj}: ")
+    (d / "score.json").write_text('{"win": tr')
+    with pytest.raises(ValueError) as ei:
+        read_score(d)
+    assert str(ei.value).startswith(f"{d / 'score.json'}: not a valid score")
+    (d / "score.json").write_text("")
+    with pytest.raises(ValueError, match="score.json: empty file"):
+        read_score(d)
+
+
+def test_report_writes_replace_the_files_whole_or_not_at_all(tmp_path, monkeypatch):
+    write_report(tmp_path, report())
+    before = {n: (tmp_path / n).read_bytes() for n in ("report.json", "report.md")}
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("transcripts.run.os.replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_report(tmp_path, Report(root_cause="something else"))
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["report.json", "report.md"]  # no temp file left behind
