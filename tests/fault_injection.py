@@ -105,7 +105,12 @@ def inject(target: str, out: Path, *, kills: int, seed: int, toolset: str = "all
     killed_at = []
     args = [*base, "--out", str(run)]
     for what, stop in stops:
-        if run_until(args, run, stop, timeout):
+        start = len(read(run))  # each resume writes something before its kill, or the kill tests nothing
+
+        def after_start(evs: Events, stop: Callable[[Events], bool] = stop, start: int = start) -> bool:
+            return len(evs) > start + 1 and stop(evs)
+
+        if run_until(args, run, after_start, timeout):
             killed_at.append((what, len(read(run))))
         args = ["audit", "--resume", str(run), "--quiet"]
         if (run / "score.json").exists():

@@ -467,3 +467,49 @@ def test_the_same_audit_gives_the_same_transcript_under_any_string_hash_seed(tin
     first = events(0)
     assert any(e["type"] == "tool_call" for e in first)
     assert events(1) == first and events(2) == first
+
+
+def test_resume_finishes_a_run_killed_after_it_ended(finished, tmp_path):
+    """A kill between run_end and the report files (or the score) leaves an ended run without them: resume writes
+    them from the transcript's report event instead of refusing."""
+    import shutil
+
+    from agent.audit import resume
+
+    _, run, run_dir, _ = finished
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    for name in ("report.json", "report.md", "score.json"):
+        (copy / name).unlink(missing_ok=True)
+    out = resume(copy)
+    assert (copy / "report.json").read_bytes() == (run_dir / "report.json").read_bytes()
+    assert out.report == run.report and out.score is not None and (copy / "score.json").exists()
+    again = resume(copy)  # nothing left to do: the same outcome, nothing rewritten
+    assert again.score == out.score and again.report == out.report
+
+
+def test_resume_takes_new_budgets(tiny_ctx_parts, tmp_path, monkeypatch):
+    import agent.loop as loop
+    from agent.audit import resume
+
+    run_dir = tmp_path / "run"
+    real_call = loop.call_tool
+    calls = []
+
+    def dying_call(ctx, name, args):
+        if len(calls) == 3:
+            raise Killed()
+        calls.append(name)
+        return real_call(ctx, name, args)
+
+    monkeypatch.setattr(loop, "call_tool", dying_call)
+    with pytest.raises(Killed):
+        audit(tiny_ctx_parts, run_dir)
+    monkeypatch.setattr(loop, "call_tool", real_call)
+    from transcripts.run import Run
+
+    before = Run.load(run_dir, strict=False).compute_totals().turns
+    out = resume(run_dir, budget=Budget(max_turns=before + 1))
+    run = Run.load(run_dir)
+    assert out.reason == "budget" and run.compute_totals().turns <= before + 1
+    assert any("budgets now" in n.text and f"'max_turns': {before + 1}" in n.text for n in run.notes)
