@@ -90,12 +90,14 @@ def check(run: Path) -> Events:
     return evs
 
 
-def inject(target: str, out: Path, *, kills: int, seed: int, toolset: str = "all",
-           timeout: float = 3600) -> dict:
-    """An uninterrupted run in OUT/reference, then one killed `kills` times in OUT/killed; returns what matched."""
+def inject(target: str, out: Path, *, kills: int, seed: int, toolset: str = "all", timeout: float = 3600,
+           reference: Path | None = None) -> dict:
+    """An uninterrupted run in OUT/reference (or an earlier one of the same audit: `reference`), then one killed
+    `kills` times in OUT/killed; returns what matched."""
     base = ["audit", "--target", target, "--toolset", toolset, "--seed", str(seed), "--quiet"]
-    ref, run = out / "reference", out / "killed"
-    run_until([*base, "--out", str(ref)], ref, lambda _: False, timeout)
+    ref, run = reference or out / "reference", out / "killed"
+    if reference is None:
+        run_until([*base, "--out", str(ref)], ref, lambda _: False, timeout)
     n = len(read(ref))
     rng = random.Random(seed)
     points = sorted(rng.sample(range(3, n - 3), kills - 2))
@@ -132,5 +134,7 @@ if __name__ == "__main__":
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--toolset", default="all")
+    ap.add_argument("--reference", type=Path, help="a finished run of the same audit, instead of running one")
     a = ap.parse_args()
-    print(json.dumps(inject(a.target, a.out, kills=a.kills, seed=a.seed, toolset=a.toolset), indent=2))
+    print(json.dumps(inject(a.target, a.out, kills=a.kills, seed=a.seed, toolset=a.toolset, reference=a.reference),
+                     indent=2))

@@ -88,7 +88,8 @@ from typer.testing import CliRunner
 from sleuth._cli.main import app
 
 cases = [["audit", "--settings", '{"probes": -1}'], ["audit", "--settings", '{"nope": 1}'],
-         ["audit", "--toolset", "nope"], ["audit", "--resume", sys.argv[1] + "/missing"]]
+         ["audit", "--toolset", "nope"], ["audit", "--resume", sys.argv[1] + "/missing"],
+         ["audit", "--target", "no-such-organism"], ["audit", "--target", "nobody/no-such-model:control"]]
 for args in cases:
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and r.output.startswith("error:"), (args, r.output)

@@ -47,7 +47,7 @@ def audit_cmd(
 ) -> None:
     """Audit a target: investigate, write a report (RUN/report.json, .md), and score it against the ground truth."""
     # imported here: light checks first, so that a usage error comes before torch loads
-    from agent.preflight import check_new_run, check_resumable
+    from agent.preflight import check_new_run, check_resumable, check_target
     from tools.registry import TOOLSETS
 
     budget = _budget(max_turns, max_tokens, max_usd, max_minutes)
@@ -57,8 +57,10 @@ def audit_cmd(
     try:
         if resume is not None:
             check_resumable(resume)
-        elif out is not None and runs <= 1 and not aggregate:
-            check_new_run(out)
+        else:
+            check_target(target)
+            if out is not None and runs <= 1 and not aggregate:
+                check_new_run(out)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     # imported here: keeps `sleuth --help` fast (these load torch)
