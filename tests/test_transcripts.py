@@ -131,16 +131,25 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_kill_minus_nine_keeps_every_full_event(tmp_path):
-    p = tmp_path / "transcript.jsonl"
-    script = tmp_path / "writer.py"
-    script.write_text(KILL_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(p)], stdout=subprocess.PIPE, text=True)
+def _writer_process(code: str, transcript: Path) -> subprocess.Popen:
+    """A process running `code` on `transcript`, once it has printed "ready" (the caller kills it)."""
+    script = transcript.with_name("writer.py")
+    script.write_text(code)
+    proc = subprocess.Popen([sys.executable, str(script), str(transcript)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
+    except BaseException:
+        proc.kill()
         proc.wait()
+        raise
+    return proc
+
+
+def test_kill_minus_nine_keeps_every_full_event(tmp_path):
+    p = tmp_path / "transcript.jsonl"
+    proc = _writer_process(KILL_SCRIPT, p)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
     assert proc.returncode == -signal.SIGKILL
     events, err = read_events(p, strict=False)
     # At most the event in flight is lost: anything else would be an error in the middle of the file.
@@ -167,11 +176,8 @@ HOLD_SCRIPT = textwrap.dedent("""
 
 def test_a_second_writer_is_refused_at_once_naming_the_holder_and_a_killed_holder_is_taken_over(tmp_path):
     p = tmp_path / "transcript.jsonl"
-    script = tmp_path / "hold.py"
-    script.write_text(HOLD_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(p)], stdout=subprocess.PIPE, text=True)
+    proc = _writer_process(HOLD_SCRIPT, p)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         size = p.stat().st_size
         with pytest.raises(TranscriptLocked, match=f"pid {proc.pid}"):
             TranscriptWriter(p, resume=True)
