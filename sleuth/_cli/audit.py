@@ -146,6 +146,7 @@ def _replay_open(path: Path) -> Run:
     """The run at `path` (folder or transcript.jsonl), or exit 2 naming the transcript when nothing in it can be
     shown: missing, unreadable, empty, binary, or damaged from its first line. A log damaged further on comes back
     as its good prefix, with the damage in `.error`."""
+    # imported here: keeps `sleuth --help` fast
     from transcripts.run import open_run
 
     try:
