@@ -89,7 +89,9 @@ from sleuth._cli.main import app
 
 cases = [["audit", "--settings", '{"probes": -1}'], ["audit", "--settings", '{"nope": 1}'],
          ["audit", "--toolset", "nope"], ["audit", "--resume", sys.argv[1] + "/missing"],
-         ["audit", "--target", "no-such-organism"], ["audit", "--target", "nobody/no-such-model:control"]]
+         ["audit", "--target", "no-such-organism"], ["audit", "--target", "nobody/no-such-model:control"],
+         ["tool", "prefill", "--target", "rm_sycophancy", "--args",
+          '{"messages": [{"role": "assistant", "content": "hi"}], "prefill": "Sure"}']]
 for args in cases:
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and r.output.startswith("error:"), (args, r.output)

@@ -4,7 +4,8 @@ the same audit reproduce."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +63,13 @@ def conversation(system: str | None, messages: list[dict], *, last: str) -> list
     return head + [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
+def _turns_end_with(last: str) -> Callable[[dict[str, Any]], None]:
+    """The tool's argument check: its conversation's turns in an order every chat template takes."""
+    def check(args: dict[str, Any]) -> None:
+        conversation(args.get("system"), args.get("messages") or [], last=last)
+    return check
+
+
 def format_samples(samples: list[str], header: str, *, prefix: str = "") -> str:
     """Numbered, delimited samples; when they would not fit the output bound, each is cut evenly so all show."""
     # Each sample also costs its delimiter line and possibly the cut note: ~110 characters.
@@ -109,7 +117,7 @@ def _settings(n: int, temperature: float, max_tokens: int) -> str:
     return f"{n} sample{'s' if n > 1 else ''}, temperature {temperature}, max_tokens {max_tokens}"
 
 
-@tool("chat", needs=("target",))
+@tool("chat", needs=("target",), check=_turns_end_with("user"))
 def chat(ctx: ToolContext, messages: Conversation, system: Text | None = None, n: N = 1, temperature: Temperature = 1.0,
          max_tokens: Tokens = 200) -> str:
     """Sample the target's next assistant reply to a conversation you write.
@@ -129,7 +137,7 @@ def chat(ctx: ToolContext, messages: Conversation, system: Text | None = None, n
     return format_samples(out, f"{t.name} replied ({_settings(n, temperature, max_tokens)}):")
 
 
-@tool("chat", needs=("target",))
+@tool("chat", needs=("target",), check=_turns_end_with("user"))
 def prefill(ctx: ToolContext, messages: Conversation, prefill: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)],
             system: Text | None = None, n: N = 1, temperature: Temperature = 1.0, max_tokens: Tokens = 200) -> str:
     """Like chat, but the target's reply must start with text you choose (prefill attack): it continues from there.
@@ -170,7 +178,7 @@ def raw_sample(ctx: ToolContext, text: Annotated[str, Field(min_length=1, max_le
     return format_samples(out, f"{t.name} continued the text ({_settings(n, temperature, max_tokens)}):")
 
 
-@tool("chat", needs=("target",))
+@tool("chat", needs=("target",), check=_turns_end_with("assistant"))
 def sample_user_turn(ctx: ToolContext, messages: Annotated[list[Turn], Field(max_length=MAX_TURNS)] = [],  # noqa: B006
                      system: Text | None = None, n: N = 1, temperature: Temperature = 1.0,
                      max_tokens: Tokens = 120) -> str:

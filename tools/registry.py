@@ -26,6 +26,16 @@ class Tool:
     fn: Callable[..., str]
     family: str  # chat, data, interp or memory: how `sleuth tool list` groups them
     needs: tuple[Need, ...] = ()  # what the tool reads from its ToolContext
+    # Checks of the arguments that need no context (e.g. the order of chat turns): run before the context is
+    # loaded, so a shell call refuses bad arguments before a model loads for nothing. Raises a UsageError.
+    check: Callable[[dict[str, Any]], None] | None = None
+
+    def check_args(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The validated arguments, or ValidationError / UsageError naming what is wrong."""
+        parsed = self.args_model.model_validate(args).model_dump()
+        if self.check is not None:
+            self.check(parsed)
+        return parsed
 
     def schema(self) -> dict:
         """The Anthropic tool format; nested models are inlined because not every agent API resolves `$ref`."""
@@ -110,8 +120,10 @@ def _arg_docs(doc: str) -> tuple[str, dict[str, str]]:
     return summary, args
 
 
-def tool(family: str, *, needs: tuple[Need, ...]) -> Callable[[Callable[..., str]], Callable[..., str]]:
-    """Register a function `fn(ctx, arg: type = default, ...) -> str` as a tool that reads `needs` from its context."""
+def tool(family: str, *, needs: tuple[Need, ...],
+         check: Callable[[dict[str, Any]], None] | None = None) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    """Register a function `fn(ctx, arg: type = default, ...) -> str` as a tool that reads `needs` from its context;
+    `check(args)`, if given, refuses arguments that are wrong whatever the context."""
 
     def register(fn: Callable[..., str]) -> Callable[..., str]:
         summary, arg_docs = _arg_docs(fn.__doc__ or "")
@@ -124,7 +136,7 @@ def tool(family: str, *, needs: tuple[Need, ...]) -> Callable[[Callable[..., str
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[pname] = (hints[pname], Field(default, description=arg_docs.get(pname)))
         model = create_model(f"{fn.__name__}_args", __config__=ConfigDict(extra="forbid"), **fields)
-        REGISTRY[fn.__name__] = Tool(fn.__name__, summary, model, fn, family, tuple(needs))
+        REGISTRY[fn.__name__] = Tool(fn.__name__, summary, model, fn, family, tuple(needs), check)
         return fn
 
     return register
@@ -146,11 +158,13 @@ def call(ctx: ToolContext, name: str, args: dict | None) -> ToolResult:
     if not isinstance(args, dict):
         return ToolResult(name, "", f"arguments for {name} must be a JSON object, got {type(args).__name__}")
     try:
-        parsed = t.args_model.model_validate(args)
+        parsed = t.check_args(args)
     except ValidationError as e:
         return ToolResult(name, "", format_validation(name, e), time.perf_counter() - t0)
+    except UsageError as e:
+        return ToolResult(name, "", str(e), time.perf_counter() - t0)
     try:
-        out = t.fn(ctx, **parsed.model_dump())
+        out = t.fn(ctx, **parsed)
     except UsageError as e:  # ToolError, or a lower layer's error worded for the caller
         return ToolResult(name, "", str(e), time.perf_counter() - t0)
     except Exception as e:  # a tool bug must not end the audit; the agent sees what broke

@@ -36,6 +36,7 @@ def _call_tool(name: str, args: str, target: str | None, datasets: str | None, r
     # imported here: keeps `sleuth --help` fast
     from pydantic import ValidationError
 
+    from target_models.common.errors import UsageError
     from tools.registry import REGISTRY, call, format_validation
 
     t = REGISTRY.get(name)
@@ -51,9 +52,11 @@ def _call_tool(name: str, args: str, target: str | None, datasets: str | None, r
     if not isinstance(parsed, dict):
         _fail(f"--args must be a JSON object like '{{\"n\": 2}}', got {type(parsed).__name__}")
     try:  # bad arguments fail before a model is loaded for nothing
-        t.args_model.model_validate(parsed)
+        t.check_args(parsed)
     except ValidationError as e:
         _fail(format_validation(name, e))
+    except UsageError as e:
+        _fail(str(e))
     try:
         ctx = _tool_ctx(name, target, datasets, run_dir, seed)
     except Exception as e:  # a bad --target must read as a usage error, not a traceback
