@@ -60,18 +60,20 @@ def at_event(n: int) -> Callable[[Events], bool]:
     return lambda evs: len(evs) >= n
 
 
-def inside_a_batch(after: int) -> Callable[[Events], bool]:
-    """After event `after`, once a turn has answered some of its tool calls and not all."""
-    def stop(evs: Events) -> bool:
-        if len(evs) <= after or evs[-1]["type"] != "tool_result":
-            return False
-        turn = next((e for e in reversed(evs) if e["type"] == "auditor_message" and e["role"] == "assistant"), None)
-        if turn is None:
-            return False
-        asked = {b["id"] for b in turn["content"] if b.get("type") == "tool_use"}
-        answered = {e["id"] for e in evs[turn["seq"]:] if e["type"] == "tool_result"}
-        return 0 < len(answered & asked) < len(asked)
-    return stop
+def a_batch_point(evs: Events) -> int:
+    """An event count that falls inside a batch: just after the first answer of a turn that asked for two or more
+    samplings (each takes a while, so the kill lands before the rest are answered), the one nearest the middle."""
+    slow = {"chat", "prefill", "raw_sample", "sample_user_turn"}
+    points = []
+    for e in evs:
+        if e["type"] == "auditor_message" and e["role"] == "assistant":
+            asked = [b["id"] for b in e["content"] if b.get("type") == "tool_use" and b.get("name") in slow]
+            first = next((r["seq"] for r in evs[e["seq"]:] if r["type"] == "tool_result" and r["id"] in asked), None)
+            if len(asked) >= 2 and first is not None:
+                points.append(first + 1)
+    if not points:
+        raise ValueError("the reference run has no turn with two or more samplings")
+    return min(points, key=lambda p: abs(p - len(evs) / 2))
 
 
 def at_the_report(evs: Events) -> bool:
@@ -98,11 +100,13 @@ def inject(target: str, out: Path, *, kills: int, seed: int, toolset: str = "all
     ref, run = reference or out / "reference", out / "killed"
     if reference is None:
         run_until([*base, "--out", str(ref)], ref, lambda _: False, timeout)
-    n = len(read(ref))
+    evs = read(ref)
+    n = len(evs)
     rng = random.Random(seed)
-    points = sorted(rng.sample(range(3, n - 3), kills - 2))
-    stops: list[tuple[str, Callable[[Events], bool]]] = [(f"event {p}", at_event(p)) for p in points]
-    stops.insert(len(stops) // 2, ("inside a batch", inside_a_batch(points[len(points) // 2])))
+    batch = a_batch_point(evs)
+    points = sorted([*rng.sample([p for p in range(3, n - 3) if p != batch], kills - 2), batch])
+    stops: list[tuple[str, Callable[[Events], bool]]] = [
+        ("inside a batch" if p == batch else f"event {p}", at_event(p)) for p in points]
     stops.append(("at the report", at_the_report))
     killed_at = []
     args = [*base, "--out", str(run)]
