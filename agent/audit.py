@@ -21,8 +21,9 @@ from agent.history import entries_from_events
 from agent.loop import AuditLoop, LoopResult, Progress, recorded_sample_counter, restore_sample_counter
 from agent.preflight import check_new_run, check_resumable
 from agent.superagent import load_reports, make_super
+from target_models.loading.names import split_variant
 from target_models.loading.organism import ArtifactError
-from target_models.loading.references import organism_of, split_variant
+from target_models.loading.references import organism_of
 from tools import context, registry
 from tools.base import ToolContext
 from transcripts.log import TranscriptWriter

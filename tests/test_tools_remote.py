@@ -9,7 +9,8 @@ import httpx
 import pytest
 from openai_stub import StubServer
 
-from target_models.loading.references import load_target, split_variant
+from target_models.loading.names import split_variant
+from target_models.loading.references import load_target
 from target_models.targets.local import TargetError
 from target_models.targets.remote import RemoteTarget
 from tools.context import load_context

@@ -23,10 +23,8 @@ def _tool_ctx(name: str, target: str | None, datasets: str | None, run_dir: Path
     needs = set(REGISTRY[name].needs)
     if needs & {"target", "internals", "sae"} and not target:
         raise ValueError(f"{name} talks to a model: pass --target (organism, NAME:control, URL or base model)")
-    if "datasets" in needs and not (datasets or target):
-        raise ValueError(f"{name} searches datasets: pass --target ORGANISM or --datasets (organism or folder)")
     ctx = load_context(target, needs, seed=seed, run_dir=run_dir, datasets=datasets)
-    if "datasets" in needs and not ctx.datasets:
+    if "datasets" in needs and not ctx.datasets:  # neither --datasets nor an organism target
         raise ValueError(f"{name} searches datasets: pass --target ORGANISM or --datasets (organism or folder)")
     return ctx
 

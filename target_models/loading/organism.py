@@ -10,10 +10,9 @@ from target_models.build.record import ArtifactError, BuildRecord
 from target_models.build.spec import Spec, SpecError, list_organisms, load_spec, spec_for
 from target_models.build.stages import Build
 from target_models.common.hashing import sha256_file
+from target_models.loading.names import VARIANTS
 from target_models.targets.base import load_base
 from target_models.targets.local import LocalTarget
-
-VARIANTS = ("organism", "control", "base")
 
 
 @dataclass

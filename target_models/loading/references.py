@@ -15,43 +15,28 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from target_models.loading.organism import VARIANTS, Organism, list_organisms, open_organism
-
-
-def _is_url(ref: str) -> bool:
-    return ref.startswith(("http://", "https://"))
-
-
-def _is_organism(ref: str) -> bool:
-    return ref in list_organisms() or (Path(ref) / "build.json").exists()
-
-
-def split_variant(ref: str) -> tuple[str, str | None]:
-    """`NAME:control` -> (NAME, "control"); anything else -> (ref, None)."""
-    head, sep, tail = ref.rpartition(":")
-    if sep and tail in VARIANTS and _is_organism(head):
-        return head, tail
-    return ref, None
+from target_models.loading.names import is_organism, is_url, split_variant
+from target_models.loading.organism import Organism, open_organism
 
 
 def organism_of(ref: str) -> Organism | None:
     """The organism a reference names (any variant), or None for URLs and base models."""
-    if _is_url(ref):
+    if is_url(ref):
         return None
     name, _ = split_variant(ref)
-    return open_organism(name) if _is_organism(name) else None
+    return open_organism(name) if is_organism(name) else None
 
 
 def load_target(ref: str) -> Any:
     """A LocalTarget or RemoteTarget for `ref` (see the module docstring)."""
-    if _is_url(ref):
+    if is_url(ref):
         # imported here: httpx; and the local target's torch is not loaded for a remote one
         from target_models.targets.remote import RemoteTarget
 
         url, _, model = ref.partition("#")
         return RemoteTarget(url, model or None, api_key=os.environ.get("SLEUTH_TARGET_API_KEY"))
     name, variant = split_variant(ref)
-    if _is_organism(name):
+    if is_organism(name):
         return open_organism(name).load(variant or "organism")
     # imported here: torch and transformers load in seconds; a URL or a spec lookup does not need them
     from target_models.targets.base import load_base
